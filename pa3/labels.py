@@ -1,0 +1,100 @@
+"""Cityscapes class tables and the two label spaces pa3 trains in.
+
+Every table here is derived from ``cityscapesscripts.helpers.labels`` (the official definition), never
+retyped. Two label spaces:
+
+- ``"trainId"`` — the 19 evaluated classes of the Cityscapes benchmark (default);
+- ``"labelId"`` — all 34 label ids 0..33, the convention of the course report.
+
+Pixels that belong to no class of a space (and unknown ids) map to ``IGNORE_INDEX`` (255).
+"""
+import numpy as np
+from cityscapesscripts.helpers.labels import labels as _CS_LABELS
+
+IGNORE_INDEX = 255
+LABEL_SPACES = ("trainId", "labelId")
+# The five classes whose IoU the report tabulates (labelIds 11, 20, 24, 26, 33).
+REPORT_CLASSES = ("building", "traffic sign", "person", "car", "bicycle")
+# Categories that hold at least one evaluated class, in cityscapesscripts' categoryId order.
+CATEGORIES = ["flat", "construction", "object", "nature", "sky", "human", "vehicle"]
+
+# Labels with a real id 0..33 (drops 'license plate', id -1), sorted by id.
+_BY_ID = sorted((l for l in _CS_LABELS if 0 <= l.id < 255), key=lambda l: l.id)
+_TRAIN = sorted((l for l in _BY_ID if 0 <= l.trainId < 255), key=lambda l: l.trainId)
+
+
+def check_space(space):
+    """Return ``space`` if it is a known label space, else raise ValueError listing the valid ones."""
+    if space not in LABEL_SPACES:
+        raise ValueError(f"unknown label space {space!r}; choose one of {LABEL_SPACES}")
+    return space
+
+
+def _classes(space):
+    return _TRAIN if check_space(space) == "trainId" else _BY_ID
+
+
+def num_classes(space="trainId"):
+    """Number of classes of a label space: 19 for trainId, 34 for labelId."""
+    return len(_classes(space))
+
+
+def class_names(space="trainId"):
+    """Class names, index i = class i of the space."""
+    return [l.name for l in _classes(space)]
+
+
+def palette(space="trainId"):
+    """Official class colours, uint8 (C, 3)."""
+    return np.array([l.color for l in _classes(space)], dtype=np.uint8)
+
+
+def encode_lut(space="trainId"):
+    """Lookup table uint8 (256,): labelId -> class index of ``space``; everything else -> 255."""
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for l in _BY_ID:
+        index = l.trainId if space == "trainId" else l.id
+        if 0 <= index < IGNORE_INDEX:
+            lut[l.id] = index
+    check_space(space)
+    return lut
+
+
+def encode(label_ids, space="trainId"):
+    """Map a labelId array (any integer dtype, values 0..255) to class indices of ``space`` (uint8)."""
+    return encode_lut(space)[np.asarray(label_ids, dtype=np.uint8)]
+
+
+def decode_lut(space="trainId"):
+    """Lookup table uint8 (256,): class index of ``space`` -> labelId; 255 and unknown -> 0 (unlabeled)."""
+    lut = np.zeros(256, dtype=np.uint8)
+    for i, l in enumerate(_classes(space)):
+        lut[i] = l.id
+    return lut
+
+
+def to_label_ids(index_map, space="trainId"):
+    """Class indices of ``space`` -> labelIds (uint8), as the official evaluation scripts expect."""
+    return decode_lut(space)[np.asarray(index_map).astype(np.uint8)]
+
+
+def report_class_indices(space="trainId"):
+    """Indices of the report's five classes (building, traffic sign, person, car, bicycle) in ``space``."""
+    names = class_names(space)
+    return [names.index(n) for n in REPORT_CLASSES]
+
+
+def category_index(space="trainId"):
+    """int64 (C,): index into CATEGORIES of each class; -1 for classes not in the benchmark (void etc.)."""
+    out = []
+    for l in _classes(space):
+        evaluated = not l.ignoreInEval and l.category in CATEGORIES
+        out.append(CATEGORIES.index(l.category) if evaluated else -1)
+    return np.array(out, dtype=np.int64)
+
+
+def colorize(index_map, space="trainId"):
+    """Class-index map (H, W) -> RGB uint8 (H, W, 3) in the official colours; 255 -> black."""
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    lut[: num_classes(space)] = palette(space)
+    return lut[np.asarray(index_map).astype(np.uint8)]
