@@ -1,0 +1,53 @@
+# pa3 — the two commands of the README:
+#   make report   generate the embedded data, execute every notebook in place, regenerate figures/
+#   make test     unit tests + nbval over every notebook (what CI runs)
+# Both create/update the virtual environment .venv from requirements.txt by themselves.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Notebook outputs are written and checked with the same settings: no progress bars, 2 threads.
+export TQDM_DISABLE := 1
+export OMP_NUM_THREADS := 2
+export MKL_NUM_THREADS := 2
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+.PHONY: venv data report test unit bench bench-smoke lab clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+data: venv
+	$(PY) -m pa3 generate
+
+report: data
+	$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
+	@echo "notebooks executed in place; figures written to figures/"
+
+test: data
+	$(PY) -m pytest -q tests $(NOTEBOOKS) --nbval --nbval-current-env \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=15
+
+unit: venv
+	$(PY) -m pytest -q tests
+
+bench: data
+	$(PY) -m benchmarks.run
+
+bench-smoke: venv
+	$(PY) -m benchmarks.run --smoke
+
+lab: venv
+	$(PY) -m jupyter lab notebooks/
+
+clean:
+	rm -rf runs data/cache

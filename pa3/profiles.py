@@ -1,0 +1,99 @@
+"""Profiles: one setting switches every notebook between the CPU demo and the report-scale run.
+
+- ``"default"`` — the embedded synthetic street scenes, small resolution, a few epochs: every notebook
+  runs on a 2-core CPU in minutes and its outputs are what the repository commits (and nbval checks).
+- ``"full"`` — real Cityscapes (``PA3_DATA=/path/to/cityscapes``), the report's resolution and epochs,
+  meant for a GPU (Colab or a workstation).
+
+Select with the environment variable ``PA3_PROFILE`` (or the notebook's parameters cell); point at real
+data with ``PA3_DATA``. Nothing else in a notebook changes between the two.
+"""
+import dataclasses
+import os
+import random
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Profile:
+    name: str
+    data_root: str | None  # None = the embedded synthetic set (generated on first use)
+    height: int  # training/evaluation resolution (images are resized once, then cached)
+    width: int
+    batch_size: int
+    epochs: dict  # model or experiment name -> epochs; key "default" for the rest
+    max_steps_per_epoch: int | None  # caps an epoch on the CPU profile
+    num_workers: int
+    threads: int | None  # torch intra-op threads (pinned so CPU results reproduce)
+    label_space: str = "trainId"
+    runs_dir: str = str(REPO_ROOT / "runs")
+    figures_dir: str = str(REPO_ROOT / "figures")
+    pretrained: bool = False  # ImageNet weights for ResNet backbones (needs internet or a local file)
+    extra: dict = field(default_factory=dict)
+
+    def epochs_for(self, key):
+        return self.epochs.get(key, self.epochs["default"])
+
+
+PROFILES = {
+    "default": Profile(
+        name="default", data_root=None, height=128, width=256, batch_size=8,
+        epochs={"default": 6}, max_steps_per_epoch=None, num_workers=0, threads=2,
+    ),
+    "full": Profile(
+        name="full", data_root=None, height=512, width=1024, batch_size=8,
+        epochs={"default": 60}, max_steps_per_epoch=None, num_workers=2, threads=None, pretrained=True,
+    ),
+}
+
+
+def get_profile(name=None, data_root=None):
+    """The profile ``name`` (default: $PA3_PROFILE or "default") with ``data_root`` (default: $PA3_DATA)."""
+    name = name or os.environ.get("PA3_PROFILE", "default")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} (PA3_PROFILE)")
+    data_root = data_root or os.environ.get("PA3_DATA") or PROFILES[name].data_root
+    return dataclasses.replace(PROFILES[name], data_root=data_root)
+
+
+def seed_everything(seed=0):
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_notebook(profile=None, data_root=None, seed=0):
+    """First cell of every notebook: seed, pin threads, quiet warnings, resolve the profile and data.
+
+    Returns the Profile, with ``data_root`` resolved to a folder that exists (the embedded synthetic set
+    is generated on first use).
+    """
+    prof = get_profile(profile, data_root)
+    seed_everything(seed)
+    if prof.threads:
+        torch.set_num_threads(prof.threads)
+    torch.use_deterministic_algorithms(prof.name == "default", warn_only=True)
+    warnings.filterwarnings("ignore")  # warning texts hold temp paths, which break nbval comparisons
+    from pa3.data import default_data_root
+
+    if prof.data_root is None:
+        root = default_data_root()
+    else:
+        root = Path(prof.data_root).expanduser()
+        if not root.exists():
+            raise FileNotFoundError(
+                f"data root {root} does not exist; set PA3_DATA to your Cityscapes folder "
+                "(it holds leftImg8bit/ and gtFine/) or unset it to use the embedded synthetic data")
+    prof = dataclasses.replace(prof, data_root=str(root))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"profile {prof.name}: {prof.height}x{prof.width}, batch {prof.batch_size}, "
+          f"label space {prof.label_space}, device {device}")
+    return prof
