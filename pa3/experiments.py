@@ -1,0 +1,138 @@
+"""The report's experiments by name, and run folders that notebooks train once and read many times.
+
+Table 5 of the report compares five models trained with cross-entropy (upper part) and the baseline FCN
+trained with Dice loss, weighted cross-entropy and data augmentation (lower part). Each experiment
+below is one row; ``run_experiment`` trains it into ``<runs_dir>/<profile>/<name>`` unless a complete
+run with the same configuration is already there, so the comparison notebook can redraw every table
+and figure without retraining.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from pa3 import labels
+from pa3.data import CityscapesSegmentation, class_frequencies, make_loader
+from pa3.engine import TrainConfig, fit, load_model
+from pa3.losses import class_weights
+from pa3.models import build_model
+from pa3.transforms import TrainPreset
+
+
+@dataclass(frozen=True)
+class Experiment:
+    model: str
+    display: str  # the row name in the report's tables
+    loss: str = "ce"
+    augment: bool = False
+
+
+EXPERIMENTS = {
+    # Table 5, upper part: architectures, all with cross-entropy
+    "baseline": Experiment("fcn", "Baseline"),
+    "resnet50": Experiment("resnet50_deconv", "Resnet50"),
+    "unet": Experiment("unet", "UNet"),
+    "deeplab": Experiment("deeplabv3", "Deeplab"),
+    "ours": Experiment("resnet101_aspp", "Ours"),
+    "unet_aspp": Experiment("unet_aspp", "UNet+ASPP"),
+    # Table 5, lower part: the baseline with other losses / augmented data
+    "dice": Experiment("fcn", "Dice Loss", loss="dice"),
+    "weighted": Experiment("fcn", "Weight. Loss", loss="weighted_ce"),
+    "augmented": Experiment("fcn", "Augmented", augment=True),
+}
+
+
+def check_experiment(name):
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def datasets(profile, augment=False):
+    """(train, val) datasets of the profile, resized once to the profile's size and cached."""
+    size = (profile.height, profile.width)
+    transforms = TrainPreset() if augment else None
+    train = CityscapesSegmentation(profile.data_root, "train", profile.label_space, size, transforms)
+    val = CityscapesSegmentation(profile.data_root, "val", profile.label_space, size)
+    return train, val
+
+
+def make_config(name, profile):
+    """The TrainConfig of experiment ``name`` under ``profile``."""
+    exp = check_experiment(name)
+    config = TrainConfig(
+        model=exp.model, label_space=profile.label_space, height=profile.height, width=profile.width,
+        batch_size=profile.batch_size, epochs=profile.epochs_for(name), loss=exp.loss,
+        augment=exp.augment, num_workers=profile.num_workers, pretrained=profile.pretrained,
+        max_steps_per_epoch=profile.max_steps_per_epoch, data_root=str(profile.data_root),
+    )
+    if exp.loss == "weighted_ce":
+        freq = class_frequencies(profile.data_root, "train", profile.label_space, (profile.height, profile.width))
+        config.class_weights = [round(w, 6) for w in class_weights(freq, "median").tolist()]
+    return config
+
+
+def run_dir(name, profile):
+    return Path(profile.runs_dir) / profile.name / name
+
+
+def is_complete(name, profile):
+    """True when the run folder holds a finished run of exactly this experiment's configuration."""
+    folder = run_dir(name, profile)
+    if not (folder / "metrics.json").exists() or not (folder / "config.json").exists():
+        return False
+    saved = json.loads((folder / "config.json").read_text())
+    return saved == make_config(name, profile).to_dict()
+
+
+def run_experiment(name, profile, force=False):
+    """Train experiment ``name`` unless its run folder is already complete; return the run folder."""
+    folder = run_dir(name, profile)
+    if is_complete(name, profile) and not force:
+        print(f"{name}: using the finished run in runs/{profile.name}/{name}")
+        return folder
+    config = make_config(name, profile)
+    train_set, val_set = datasets(profile, augment=config.augment)
+    train_loader = make_loader(train_set, config.batch_size, train=True, num_workers=config.num_workers, seed=config.seed)
+    val_loader = make_loader(val_set, config.batch_size, train=False, num_workers=config.num_workers)
+    model = build_model(config.model, train_set.num_classes, pretrained=config.pretrained)
+    fit(model, train_loader, val_loader, config, folder, resume=not force)
+    return folder
+
+
+def load_run(name, profile):
+    """(history DataFrame, final metrics dict) of a finished run."""
+    folder = run_dir(name, profile)
+    history = pd.DataFrame(json.loads((folder / "history.json").read_text()))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return history, metrics
+
+
+def trained_model(name, profile, device="cpu"):
+    """The best checkpoint of a finished run, in eval mode."""
+    return load_model(run_dir(name, profile) / "best.pt").to(device).eval()
+
+
+def figure_split(profile):
+    """The split the report's "test" figures come from: the synthetic test split has real labels;
+    real Cityscapes' test labels are placeholders, so the held-out labelled split there is val."""
+    return "test" if profile.data_root and Path(profile.data_root, "pa3_synthetic.json").exists() else "val"
+
+
+REPORT_IMAGE_IDS = (1, 2, 4, 9)  # "image IDs 1, 2, 4, 9": positions in the test list sorted by name
+
+
+def report_images(profile):
+    """(images float (4,3,H,W), masks (4,H,W), ids) of the report's Table 7 images."""
+    dataset = CityscapesSegmentation(profile.data_root, figure_split(profile), profile.label_space,
+                                     (profile.height, profile.width))
+    items = [dataset[i] for i in REPORT_IMAGE_IDS]
+    images = torch.stack([x for x, _ in items])
+    masks = torch.stack([y for _, y in items])
+    return images, masks, list(REPORT_IMAGE_IDS)
+
+
+def num_classes(profile):
+    return labels.num_classes(profile.label_space)
