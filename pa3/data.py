@@ -708,7 +708,9 @@ def make_loader(dataset, batch_size, train, num_workers=0, seed=0, sampler=None)
     generator = torch.Generator()
     generator.manual_seed(seed)
     n = len(sampler) if sampler is not None else len(dataset)
-    kwargs = {"persistent_workers": True, "prefetch_factor": 2} if num_workers > 0 else {}
+    # Workers are not persistent: each epoch's workers are seeded from the loader's generator, which the
+    # engine re-seeds from (seed, epoch), so augmentation stays reproducible across a resume.
+    kwargs = {"prefetch_factor": 2} if num_workers > 0 else {}
     return DataLoader(
         dataset,
         batch_size=batch_size,

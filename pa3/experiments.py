@@ -83,8 +83,9 @@ def is_complete(name, profile):
     folder = run_dir(name, profile)
     if not (folder / "metrics.json").exists() or not (folder / "config.json").exists():
         return False
+    status = json.loads((folder / "metrics.json").read_text()).get("status")
     saved = json.loads((folder / "config.json").read_text())
-    return saved == make_config(name, profile).to_dict()
+    return status in ("complete", "early_stopped") and saved == make_config(name, profile).to_dict()
 
 
 def run_experiment(name, profile, force=False):

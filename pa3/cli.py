@@ -1,0 +1,316 @@
+"""Command line: ``python -m pa3 {generate,check,train,evaluate}``.
+
+    python -m pa3 generate                          # the embedded synthetic set (data/synthetic)
+    python -m pa3 check /data/cityscapes            # layout and label format of a dataset root
+    python -m pa3 train --model fcn --epochs 10     # trains into runs/fcn (resumes if interrupted)
+    python -m pa3 evaluate --checkpoint runs/fcn/best.pt --out preds/
+    torchrun --nproc_per_node=4 -m pa3 train --model unet --data /data/cityscapes
+
+``--data`` defaults to ``$PA3_DATA``, else the embedded synthetic set (generated on first use).
+"""
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pa3 import engine, labels
+from pa3.engine import TrainConfig
+
+DEFAULTS = TrainConfig()
+
+
+def _add_generate(sub):
+    p = sub.add_parser("generate", help="write the embedded synthetic street scenes (Cityscapes layout)")
+    p.add_argument("--root", help="dataset root (default data/synthetic)")
+    p.add_argument("--full", action="store_true", help="Cityscapes resolution 1024x2048 (default 256x512)")
+    p.add_argument("--n-train", type=int, help="training images (default 300)")
+    p.add_argument("--n-val", type=int, help="validation images (default 60)")
+    p.add_argument("--n-test", type=int, help="test images (default 60)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="regenerate even if an identical set is there")
+
+
+def _add_check(sub):
+    p = sub.add_parser("check", help="check a dataset root (layout, pairing, label format); exit 1 on problems")
+    p.add_argument("root", help="dataset root holding leftImg8bit/ and gtFine/")
+    p.add_argument("--splits", nargs="+", choices=("train", "val", "test"), help="default: every split present")
+    p.add_argument("--label-file", default="labelIds", choices=("labelIds", "labelTrainIds"))
+
+
+def _add_train(sub):
+    from pa3.losses import LOSSES
+    from pa3.models import MODELS
+
+    d = DEFAULTS
+    p = sub.add_parser("train", help="train a model; the run folder keeps history, metrics and checkpoints")
+    p.add_argument("--model", default=d.model, choices=list(MODELS))
+    p.add_argument("--data", help="dataset root (default $PA3_DATA, else the embedded synthetic set)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process under torchrun")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--lr-schedule", default=d.lr_schedule, choices=engine.LR_SCHEDULES)
+    p.add_argument("--height", type=int, default=d.height)
+    p.add_argument("--width", type=int, default=d.width)
+    p.add_argument("--loss", default=d.loss, choices=LOSSES)
+    p.add_argument("--weighting", choices=("median", "inverse", "enet"),
+                   help="class weights for weighted_ce / ce_dice (default median for weighted_ce)")
+    p.add_argument("--dice-weight", type=float, default=d.dice_weight)
+    p.add_argument("--augment", action="store_true", help="random scale, flip, rotation, colour jitter")
+    p.add_argument("--label-space", default=d.label_space, choices=labels.LABEL_SPACES)
+    p.add_argument("--run-dir", help="run folder (default runs/<model>)")
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="epochs without a better val mIoU")
+    p.add_argument("--max-minutes", type=float, help="time budget; stops cleanly, rerun to continue")
+    p.add_argument("--max-steps-per-epoch", type=int, help="cut epochs short (quick profiles)")
+    p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes")
+    p.add_argument("--amp", default=d.amp, choices=engine.AMP_MODES, help="mixed precision on CUDA")
+    p.add_argument("--channels-last", default=d.channels_last, choices=("auto", "on", "off"))
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--pretrained", nargs="?", const="imagenet", default=None, metavar="PATH|imagenet",
+                   help="ImageNet backbone weights (torchvision's, or a local state dict file)")
+    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under torchrun")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--nondeterministic", action="store_true", help="allow cuDNN benchmark mode (faster)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", dest="force", action="store_false",
+                       help="continue the run in --run-dir if there is one (default)")
+    group.add_argument("--force", dest="force", action="store_true", help="start over in --run-dir")
+    p.set_defaults(force=False)
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a split; optionally write labelId PNGs")
+    p.add_argument("--checkpoint", required=True, help="e.g. runs/fcn/best.pt")
+    p.add_argument("--data", help="dataset root (default $PA3_DATA, else the embedded synthetic set)")
+    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--out", help="folder for <stem>_pred_labelIds.png files (official evaluation format)")
+    p.add_argument("--metrics", help="metrics JSON path (default <out>/metrics.json or next to the checkpoint)")
+    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="default: the training size")
+    p.add_argument("--full-res", action="store_true", help="evaluate at the images' own resolution")
+    p.add_argument("--sliding-window", nargs=2, type=int, metavar=("H", "W"), help="tiled inference")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--device", default="auto")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m pa3", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
+    _add_check(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------------
+
+
+def cmd_generate(args):
+    from pa3.synthetic import SyntheticConfig, ensure_synthetic, generate
+
+    config = SyntheticConfig(seed=args.seed)
+    if args.full:
+        config.height, config.width = 1024, 2048
+    for name in ("n_train", "n_val", "n_test"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    if args.force:
+        root = generate(args.root or _synthetic_default_root(), config)
+        print(f"synthetic data written to {root}")
+    else:
+        ensure_synthetic(args.root, config)
+    return 0
+
+
+def _synthetic_default_root():
+    from pa3.synthetic import default_root
+
+    return default_root()
+
+
+def cmd_check(args):
+    from pa3.data import check_dataset
+
+    report = check_dataset(args.root, splits=args.splits, label_file=args.label_file)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _data_root(data):
+    from pa3.data import default_data_root
+
+    return Path(data).expanduser() if data else default_data_root()
+
+
+def _pretrained(value):
+    if value is None:
+        return False
+    return True if value == "imagenet" else value
+
+
+def _fmt(value):
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def _print_metrics(metrics, title):
+    iou = metrics.get("iou") or {}
+    classes = "  ".join(f"{name} {_fmt(iou[name])}" for name in labels.REPORT_CLASSES if name in iou)
+    print(f"{title}: pixel acc {_fmt(metrics['pixel_acc'])}  mIoU {_fmt(metrics['miou'])}")
+    if classes:
+        print(f"  IoU  {classes}")
+
+
+def cmd_train(args):
+    from torch.utils.data.distributed import DistributedSampler
+
+    from pa3.data import CityscapesSegmentation, class_frequencies, make_loader
+    from pa3.losses import class_weights
+    from pa3.models import build_model
+    from pa3.transforms import TrainPreset
+
+    rank, world_size, _, _ = engine.setup_distributed()
+    try:
+        if rank != 0:
+            engine.barrier()  # rank 0 prepares data and caches first
+        root = _data_root(args.data)
+        config = TrainConfig(
+            model=args.model, label_space=args.label_space, height=args.height, width=args.width,
+            batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+            loss=args.loss, dice_weight=args.dice_weight, augment=args.augment, lr_schedule=args.lr_schedule,
+            early_stopping=args.early_stopping, max_minutes=args.max_minutes, amp=args.amp,
+            channels_last=args.channels_last, seed=args.seed, num_workers=args.workers,
+            pretrained=_pretrained(args.pretrained), device=args.device, deterministic=not args.nondeterministic,
+            data_root=str(root), max_steps_per_epoch=args.max_steps_per_epoch, sync_bn=args.sync_bn,
+            compile=args.compile)
+        size = (config.height, config.width)
+        train_set = CityscapesSegmentation(root, "train", config.label_space, size,
+                                           transforms=TrainPreset() if config.augment else None)
+        val_set = CityscapesSegmentation(root, "val", config.label_space, size)
+        if args.weighting and config.loss not in ("weighted_ce", "ce_dice"):
+            raise ValueError(f"--weighting needs --loss weighted_ce or ce_dice, not {config.loss!r}")
+        if config.loss == "weighted_ce" or args.weighting:
+            frequencies = class_frequencies(root, "train", config.label_space, size)
+            config.class_weights = class_weights(frequencies, args.weighting or "median").tolist()
+        if rank == 0:
+            engine.barrier()
+
+        train_sampler = val_sampler = None
+        if world_size > 1:
+            train_sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed)
+            val_sampler = DistributedSampler(val_set, shuffle=False)  # pads with repeats to equal shares
+        train_loader = make_loader(train_set, config.batch_size, train=True, num_workers=config.num_workers,
+                                   seed=config.seed, sampler=train_sampler)
+        val_loader = make_loader(val_set, config.batch_size, train=False, num_workers=config.num_workers,
+                                 sampler=val_sampler)
+        engine.seed_everything(config.seed)  # model initialisation
+        model = build_model(config.model, train_set.num_classes, pretrained=config.pretrained)
+        run_dir = Path(args.run_dir or Path("runs") / config.model)
+        if rank == 0:
+            print(f"training {config.model} on {root} ({len(train_set)} train / {len(val_set)} val images, "
+                  f"{size[0]}x{size[1]}) into {run_dir}" + (f" on {world_size} processes" if world_size > 1 else ""))
+        engine.fit(model, train_loader, val_loader, config, run_dir, resume=not args.force)
+        if rank == 0:
+            import json
+
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            if metrics.get("best_epoch"):
+                _print_metrics(metrics, f"best epoch {metrics['best_epoch']} (val)")
+    finally:
+        if engine.is_dist():
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+def _looks_like_placeholders(metrics, label_space):
+    """True when no ground-truth pixel falls in an evaluated class (the real test split's gtFine)."""
+    gt_pixels = np.asarray(metrics["confusion"]).sum(1)
+    evaluated = labels.category_index(label_space) >= 0
+    return gt_pixels[evaluated].sum() == 0
+
+
+@torch.no_grad()
+def write_predictions(model, dataset, out_dir, batch_size=4, sliding_window=None, num_workers=0):
+    """Write ``<out_dir>/<stem>_pred_labelIds.png`` (labelIds, at each label file's own resolution).
+
+    cityscapesscripts' evalPixelLevelSemanticLabeling finds a prediction by the pattern
+    ``<city>_<seq>_<frame>*.png`` anywhere under the results folder, so these names work with it.
+    """
+    from PIL import Image
+
+    from pa3.data import make_loader
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = next(model.parameters()).device
+    model.eval()
+    loader = make_loader(dataset, batch_size, train=False, num_workers=num_workers)
+    index = 0
+    for images, _ in loader:
+        images = images.to(device)
+        logits = engine.predict_sliding(model, images, sliding_window) if sliding_window else model(images)
+        for item in logits:  # (C, h, w)
+            stem, (_, label_path) = dataset.names[index], dataset.pairs[index]
+            with Image.open(label_path) as label:
+                width, height = label.size
+            if item.shape[-2:] != (height, width):  # back to the ground truth's resolution
+                item = F.interpolate(item[None].float(), size=(height, width), mode="bilinear",
+                                     align_corners=False)[0]
+            label_ids = labels.to_label_ids(item.argmax(0).cpu().numpy(), dataset.label_space)
+            Image.fromarray(label_ids).save(out_dir / f"{stem}_pred_labelIds.png")
+            index += 1
+    return out_dir
+
+
+def cmd_evaluate(args):
+    from pa3.data import CityscapesSegmentation, make_loader
+
+    device = engine.resolve_device(args.device)
+    checkpoint = engine.load_checkpoint(args.checkpoint)
+    config = TrainConfig.from_dict(checkpoint["config"])
+    model = engine.load_model(args.checkpoint, map_location=device)
+    root = _data_root(args.data)
+    size = None if args.full_res else tuple(args.size or (config.height, config.width))
+    dataset = CityscapesSegmentation(root, args.split, config.label_space, size)
+    loader = make_loader(dataset, args.batch_size, train=False, num_workers=args.workers)
+    metrics = engine.evaluate(model, loader, dataset.num_classes, device=device, label_space=config.label_space,
+                              sliding_window=args.sliding_window)
+    if _looks_like_placeholders(metrics, config.label_space):
+        print(f"warning: the {args.split} labels under {root} hold no evaluated class: they look like the "
+              f"placeholders of Cityscapes' test split, so these metrics are meaningless", file=sys.stderr)
+    summary = {"checkpoint": str(args.checkpoint), "data": str(root), "split": args.split,
+               "size": list(size) if size else None, **engine.metrics_summary(metrics, metrics["class_names"])}
+    if args.out:
+        write_predictions(model, dataset, args.out, args.batch_size, args.sliding_window, args.workers)
+        print(f"wrote {len(dataset)} labelId PNGs to {args.out}")
+    metrics_path = Path(args.metrics or (Path(args.out) / "metrics.json" if args.out
+                                         else Path(args.checkpoint).parent / f"eval_{args.split}.json"))
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    engine.write_json(metrics_path, summary)
+    _print_metrics(summary, f"{args.split} ({len(dataset)} images)")
+    print(f"metrics written to {metrics_path}")
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "check": cmd_check, "train": cmd_train, "evaluate": cmd_evaluate}
+
+
+def main(argv=None):
+    """Entry point of ``python -m pa3``; returns the exit status."""
+    from pa3.data import DatasetError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (DatasetError, FileNotFoundError, ValueError, RuntimeError, OSError) as error:
+        if os.environ.get("PA3_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1

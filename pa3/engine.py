@@ -1,0 +1,772 @@
+"""Training and evaluation: a TrainConfig dataclass and plain functions (train_one_epoch, evaluate, fit).
+
+In the style of torchvision's ``references/segmentation``: no callbacks, no trainer class. ``fit`` trains
+with Adam (the report's optimiser), validates every epoch, and keeps a run folder::
+
+    run_dir/config.json    the TrainConfig
+    run_dir/history.csv    one row per epoch (also history.json)
+    run_dir/metrics.json   validation metrics of the best epoch (by mIoU)
+    run_dir/last.pt        everything needed to resume (model, optimiser, scheduler, RNG states, history)
+    run_dir/best.pt        model weights of the best epoch (for evaluation and figures)
+
+Runs survive interruptions: ``fit`` saves ``last.pt`` at the end of every epoch and, on a time budget,
+SIGTERM or Ctrl-C, in the middle of one. Calling ``fit`` again with the same run folder continues where
+it stopped, and on a CPU the result is bit-for-bit the one of an uninterrupted run. How: every epoch
+starts from RNG states that depend only on (seed, epoch), so the shuffle order and the random
+augmentations of an epoch are fixed in advance; a mid-epoch resume replays the data order up to the saved
+step, then restores the RNG states saved at that step.
+"""
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import pickle
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from pa3 import labels
+
+# Fields that may change when a run is resumed; any other difference would change the result.
+RESUMABLE_FIELDS = ("epochs", "max_minutes", "num_workers", "early_stopping")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+LR_SCHEDULES = ("none", "poly")
+POLY_POWER = 0.9
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved in every run folder and checkpoint."""
+
+    model: str = "fcn"
+    label_space: str = "trainId"
+    height: int = 128
+    width: int = 256
+    batch_size: int = 8
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    loss: str = "ce"  # "ce" | "weighted_ce" | "dice" | "ce_dice"
+    class_weights: list | None = None  # one weight per class, for "weighted_ce"
+    dice_weight: float = 1.0
+    augment: bool = False
+    lr_schedule: str = "none"  # "none" | "poly" (power 0.9, updated every step)
+    early_stopping: int | None = None  # patience in epochs without a better val mIoU
+    max_minutes: float | None = None  # time budget; the run stops cleanly and can be resumed
+    amp: str = "auto"  # "auto" (bf16 if supported else fp16) | "off" | "bf16" | "fp16"; CUDA only
+    channels_last: str | bool = "auto"  # "auto" = on CUDA only
+    seed: int = 0
+    num_workers: int = 0
+    pretrained: bool | str = False  # False, True/"imagenet", or a path to a pa3 checkpoint
+    device: str = "auto"  # "auto" = cuda if available else cpu
+    deterministic: bool = True
+    data_root: str | None = None
+    max_steps_per_epoch: int | None = None  # cut epochs short (quick CPU profiles)
+    sync_bn: bool = False  # SyncBatchNorm under torch.distributed
+    compile: bool = False  # torch.compile the model
+
+    def __post_init__(self):
+        labels.check_space(self.label_space)
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp={self.amp!r}; choose one of {AMP_MODES}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}; choose one of {LR_SCHEDULES}")
+        if self.class_weights is not None:
+            self.class_weights = [float(w) for w in self.class_weights]
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build a config from a dict (e.g. config.json); unknown keys are an error, missing keys default."""
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields are {sorted(valid)}")
+        return cls(**values)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Seeds, devices, distributed
+
+
+def seed_everything(seed):
+    """Seed Python's ``random``, NumPy's global RNG and torch (CPU and every GPU)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed, epoch):
+    return seed * 100_003 + epoch  # distinct for every (seed, epoch) pair in practice
+
+
+def resolve_device(device="auto"):
+    """"auto" -> cuda (this process's GPU under torchrun) if available, else cpu; "cuda" -> "cuda:<index>"."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
+    return device
+
+
+def resolve_amp(amp, device):
+    """Autocast dtype for ``amp`` on ``device``: None (fp32) on CPU or with amp="off"."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def is_dist():
+    return dist.is_available() and dist.is_initialized()
+
+
+def is_main_process():
+    """True on rank 0 (or without torch.distributed): the process that prints and writes files."""
+    return not is_dist() or dist.get_rank() == 0
+
+
+def setup_distributed():
+    """Initialise torch.distributed when launched by torchrun (WORLD_SIZE > 1).
+
+    Returns:
+        (rank, world_size, local_rank, device); (0, 1, 0, resolve_device()) for a single process.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    if world_size <= 1:
+        return 0, 1, 0, resolve_device()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if not is_dist():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), local_rank, device
+
+
+def barrier():
+    if is_dist():
+        dist.barrier()
+
+
+def unwrap(model):
+    """The plain nn.Module inside a DistributedDataParallel and/or torch.compile wrapper."""
+    while True:
+        if hasattr(model, "_orig_mod"):  # torch.compile
+            model = model._orig_mod
+        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
+def _is_prepared(model):
+    return unwrap(model) is not model
+
+
+def _use_channels_last(config, device):
+    setting = config.channels_last
+    if setting == "auto":
+        return device.type == "cuda"
+    return setting in (True, "on", "true", "1")
+
+
+def prepare_model(model, config, device):
+    """Move a model to ``device`` and apply the config's speed settings.
+
+    SyncBatchNorm (config.sync_bn, under torch.distributed on GPUs), channels_last memory format (CUDA),
+    DistributedDataParallel (when torch.distributed is initialised) and torch.compile (config.compile).
+    Also sets cuDNN flags: deterministic if config.deterministic, else benchmark mode.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = config.deterministic
+        torch.backends.cudnn.benchmark = not config.deterministic
+    if is_dist() and config.sync_bn and device.type == "cuda":  # SyncBatchNorm needs GPUs
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if _use_channels_last(config, device):
+        model = model.to(memory_format=torch.channels_last)
+    if is_dist():
+        device_ids = [device.index] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if config.compile:
+        model = torch.compile(model)
+    return model
+
+
+# ----------------------------------------------------------------------------------------------------
+# RNG state (saved in checkpoints as tensors, lists and numbers so that weights_only loading accepts it)
+
+
+def _loader_generators(loader):
+    generators = [loader.generator, getattr(loader.sampler, "generator", None)]
+    unique = []
+    for g in generators:
+        if g is not None and all(g is not u for u in unique):
+            unique.append(g)
+    return unique
+
+
+def _seed_epoch(seed, epoch, loader):
+    """Make the epoch's shuffle order, augmentations and dropout a function of (seed, epoch) only."""
+    epoch_seed = _epoch_seed(seed, epoch)
+    seed_everything(epoch_seed)
+    for generator in _loader_generators(loader):
+        generator.manual_seed(epoch_seed)
+    if hasattr(loader.sampler, "set_epoch"):  # DistributedSampler
+        loader.sampler.set_epoch(epoch)
+
+
+def _get_rng_state(loader):
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    version, py_state, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None,  # this process's GPU
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "python": {"version": version, "state": list(py_state), "gauss_next": gauss_next},
+        "loader": [g.get_state() for g in _loader_generators(loader)],
+    }
+
+
+def _set_rng_state(state, loader):
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+    for generator, saved in zip(_loader_generators(loader), state["loader"]):
+        generator.set_state(saved)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checkpoints and run-folder files
+
+
+def _write_atomically(path, write):
+    """Call ``write(tmp_path)`` then rename onto ``path``; on failure remove tmp and keep the old file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if not isinstance(error, Exception):  # KeyboardInterrupt etc.: clean up, then let it through
+            raise
+        raise OSError(f"could not write {path.name} in run folder {path.parent}: {error}. "
+                      f"The previous {path.name} (if any) is left intact; free disk space or choose "
+                      f"another run folder.") from error
+
+
+def save_checkpoint(state, path):
+    """torch.save ``state`` atomically (tmp file + os.replace)."""
+    _write_atomically(path, lambda tmp: torch.save(state, tmp))
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN (class absent) -> null, so the files are strict JSON
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(path, data):
+    text = json.dumps(_json_safe(data), indent=2)
+    _write_atomically(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+
+
+def _write_history(run_dir, history):
+    write_json(run_dir / "history.json", history)
+    fields = list(history[0]) if history else ["epoch"]
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(history)
+
+    _write_atomically(run_dir / "history.csv", write_csv)
+
+
+def load_checkpoint(path, model=None, map_location="cpu"):
+    """Load a pa3 checkpoint safely (``torch.load(weights_only=True)``).
+
+    Args:
+        path: a ``last.pt`` or ``best.pt`` written by ``fit``.
+        model: optional nn.Module to load the weights into.
+    Returns:
+        the checkpoint dict ("model", "config", "history", "epoch", ...).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path} is not a pa3 checkpoint: it holds pickled Python objects (code) that safe loading "
+            f"refuses, and loading an untrusted file like this could run arbitrary code. Only load "
+            f"checkpoints written by pa3.engine.fit from a source you trust. ({error})") from error
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise ValueError(f"{path} is not a pa3 checkpoint (no 'model' entry); it was not written by pa3.engine.fit")
+    if model is not None:
+        unwrap(model).load_state_dict(checkpoint["model"])
+    return checkpoint
+
+
+def load_model(checkpoint_path, num_classes=None, model_name=None, map_location="cpu"):
+    """Rebuild the model saved in a checkpoint (by name, via pa3.models.build_model) with its weights.
+
+    Args:
+        num_classes, model_name: optional expectations; a mismatch with the checkpoint is an error.
+    Returns:
+        the model in eval mode, on ``map_location``.
+    """
+    from pa3.models import build_model
+
+    checkpoint = load_checkpoint(checkpoint_path, map_location=map_location)
+    saved_name, saved_classes = checkpoint["model_name"], checkpoint["num_classes"]
+    if model_name is not None and model_name != saved_name:
+        raise ValueError(f"{checkpoint_path} holds a {saved_name!r} model, not {model_name!r}")
+    if num_classes is not None and num_classes != saved_classes:
+        raise ValueError(f"{checkpoint_path} holds a model with {saved_classes} classes, not {num_classes} "
+                         f"(check --label-space: trainId has 19 classes, labelId 34)")
+    model = build_model(saved_name, saved_classes, pretrained=False)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise ValueError(f"the weights in {checkpoint_path} do not fit pa3.models.build_model({saved_name!r}, "
+                         f"{saved_classes}): {error}") from error
+    return model.to(map_location).eval()
+
+
+def _check_resumable(saved, config, path):
+    now = config.to_dict()
+    differing = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in now
+                 if k not in RESUMABLE_FIELDS and saved.get(k) != now[k]]
+    if differing:
+        raise ValueError(
+            f"cannot resume {path}: the run was started with a different config ({'; '.join(differing)}). "
+            f"Use a new run_dir, or resume=False (--force on the command line) to start over.")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training
+
+
+def _class_names(label_space, num_classes):
+    if num_classes == labels.num_classes(label_space):
+        return labels.class_names(label_space)
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def _category_index(label_space, num_classes):
+    if label_space is not None and num_classes == labels.num_classes(label_space):
+        return labels.category_index(label_space)
+    return None
+
+
+def _make_scheduler(optimizer, config, steps_per_epoch):
+    if config.lr_schedule != "poly":
+        return None
+    total = max(1, config.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1.0 - step / total) ** POLY_POWER)
+
+
+def _to_device(images, masks, device, channels_last):
+    non_blocking = device.type == "cuda"
+    images = images.to(device, non_blocking=non_blocking)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, masks.to(device, non_blocking=non_blocking)
+
+
+def _any_process(flag):
+    """True if ``flag`` is true in any process (so that every process stops at the same step)."""
+    if not is_dist():
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor(float(flag), device=device)
+    dist.all_reduce(value)
+    return value.item() > 0
+
+
+def _sync_step(loss, stop):
+    """(mean loss over processes as a float, whether any process asked to stop)."""
+    if not is_dist():
+        return loss.item(), stop
+    values = torch.stack([loss.float(), torch.tensor(float(stop), device=loss.device)])
+    dist.all_reduce(values)
+    return values[0].item() / dist.get_world_size(), values[1].item() > 0
+
+
+def train_one_epoch(model, criterion, optimizer, loader, device, epoch, *, scheduler=None, scaler=None,
+                    amp_dtype=None, channels_last=False, num_steps=None, start_step=0, loss_sum=0.0,
+                    rng_state=None, should_stop=lambda: False, desc=None):
+    """Train for one epoch (or until ``should_stop()``); the loss is checked for NaN/inf every step.
+
+    A resumed epoch passes ``start_step`` (batches already done), ``loss_sum`` (their summed loss) and
+    ``rng_state`` (saved at that step): the loader is replayed up to ``start_step`` so the data order
+    and augmentations match an uninterrupted run, then the RNG states are restored.
+
+    Returns:
+        dict(loss_sum, steps (done in this epoch, in total), interrupted (bool)).
+    """
+    model.train()
+    num_steps = len(loader) if num_steps is None else num_steps
+    batches = iter(loader)
+    for _ in range(start_step):
+        next(batches)
+    if rng_state is not None:
+        _set_rng_state(rng_state, loader)
+    step, interrupted = start_step, False
+    bar_kwargs = {} if is_main_process() else {"disable": True}  # TQDM_DISABLE=1 silences rank 0
+    with tqdm(total=num_steps, initial=start_step, desc=desc or f"epoch {epoch}", **bar_kwargs) as bar:
+        while step < num_steps:
+            images, masks = _to_device(*next(batches), device, channels_last)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = model(images)
+                loss = criterion(logits, masks)
+            loss_value, stop = _sync_step(loss.detach(), should_stop())
+            step += 1
+            if not math.isfinite(loss_value):
+                lr = optimizer.param_groups[0]["lr"]
+                raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch} step {step} (lr {lr:.3g})")
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None and scaler.is_enabled():
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            loss_sum += loss_value
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+            if stop and step < num_steps:
+                interrupted = True
+                break
+    return {"loss_sum": loss_sum, "steps": step, "interrupted": interrupted}
+
+
+def _epochs_since_best(history):
+    best = max(range(len(history)), key=lambda i: _miou_key(history[i]))
+    return len(history) - 1 - best
+
+
+def _miou_key(row):
+    return row["miou"] if math.isfinite(row["miou"]) else -1.0
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop):
+    """While training, SIGINT/SIGTERM set ``stop["reason"]`` (a clean stop); a second Ctrl-C aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if stop["reason"] is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop["reason"] = signal.Signals(signum).name
+        print(f"\n{stop['reason']} received: stopping after this step and saving the run...", flush=True)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume=True, num_classes=None):
+    """Train ``model`` with Adam, validate every epoch, and keep the run folder ``run_dir`` up to date.
+
+    Args:
+        model: nn.Module returning logits (N, C, H, W). A plain module goes through ``prepare_model``
+            (moved to config.device; wrapped in DDP under torchrun); a DDP/compiled one is used as is.
+            Trained in place: afterwards it holds the last epoch's weights (best.pt holds the best).
+        train_loader, val_loader: DataLoaders of (image (N,3,H,W) float32, mask (N,H,W) int64, 255 = ignore).
+        config: TrainConfig.
+        run_dir: run folder (created if missing).
+        criterion: loss module; default ``pa3.losses.build_loss(config.loss, ...)``.
+        resume: continue from ``run_dir/last.pt`` if it exists (its config must match).
+        num_classes: default ``train_loader.dataset.num_classes``, else the label space's class count.
+    Returns:
+        history: list of dicts, one per epoch (epoch, train_loss, val_loss, pixel_acc, mean_acc, miou, lr,
+        iou_<class name>..., seconds).
+    """
+    run_dir = Path(run_dir)
+    main = is_main_process()
+    if not _is_prepared(model):
+        model = prepare_model(model, config, resolve_device(config.device))
+    device = next(model.parameters()).device
+    if num_classes is None:
+        num_classes = getattr(train_loader.dataset, "num_classes", None) or labels.num_classes(config.label_space)
+    names = _class_names(config.label_space, num_classes)
+    if criterion is None:
+        from pa3.losses import build_loss
+        criterion = build_loss(config.loss, num_classes, weights=config.class_weights, dice_weight=config.dice_weight)
+    criterion = criterion.to(device)
+
+    steps_per_epoch = len(train_loader)
+    if config.max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    if steps_per_epoch == 0:
+        raise ValueError(f"the training loader yields no batch ({len(train_loader.dataset)} images, "
+                         f"batch size {train_loader.batch_size}); use a smaller batch size or more data")
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
+    amp_dtype = resolve_amp(config.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    channels_last = _use_channels_last(config, device)
+
+    # Where the run stands; a resumed run takes it from last.pt.
+    epoch, step_in_epoch, global_step = 0, 0, 0  # `epoch` = number of completed epochs
+    loss_sum, seconds_so_far, rng_state = 0.0, 0.0, None
+    history, best_metrics = [], None
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if resume and last_path.exists():
+        checkpoint = load_checkpoint(last_path, map_location=device)
+        _check_resumable(checkpoint["config"], config, last_path)
+        unwrap(model).load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        epoch, step_in_epoch, global_step = checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["global_step"]
+        loss_sum, seconds_so_far = checkpoint["loss_sum"], checkpoint["seconds_so_far"]
+        history, best_metrics = checkpoint["history"], checkpoint["best_metrics"]
+        rng_state = checkpoint["rng_state"] if step_in_epoch > 0 else None
+        if main:
+            print(f"resuming {run_dir} at epoch {epoch + 1} step {step_in_epoch}")
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", config.to_dict())
+
+    def checkpoint_state():
+        return {
+            "model": unwrap(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict(),
+            "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
+            "loss_sum": loss_sum, "seconds_so_far": seconds_so_far,
+            "rng_state": _get_rng_state(train_loader),
+            "config": config.to_dict(), "history": history, "best_metrics": best_metrics,
+            "model_name": config.model, "num_classes": num_classes,
+        }
+
+    def write_run_folder(status):
+        if not main:
+            return
+        _write_history(run_dir, history)
+        write_json(run_dir / "metrics.json", {"status": status, "epochs_done": len(history), **(best_metrics or {})})
+
+    stop = {"reason": None}
+    deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
+
+    def should_stop():
+        if deadline is not None and time.monotonic() >= deadline and stop["reason"] is None:
+            stop["reason"] = f"time budget of {config.max_minutes} min"
+        return stop["reason"] is not None
+
+    status = "complete"
+    with _stop_on_signals(stop):
+        while epoch < config.epochs:
+            if config.early_stopping is not None and history and _epochs_since_best(history) >= config.early_stopping:
+                status = "early_stopped"
+                if main:
+                    print(f"early stopping: no better val mIoU for {config.early_stopping} epochs")
+                break
+            started = time.monotonic()
+            _seed_epoch(config.seed, epoch, train_loader)
+            try:
+                result = train_one_epoch(
+                    model, criterion, optimizer, train_loader, device, epoch + 1, scheduler=scheduler,
+                    scaler=scaler, amp_dtype=amp_dtype, channels_last=channels_last, num_steps=steps_per_epoch,
+                    start_step=step_in_epoch, loss_sum=loss_sum, rng_state=rng_state, should_stop=should_stop,
+                    desc=f"epoch {epoch + 1}/{config.epochs}")
+            except NonFiniteLossError as error:
+                kept = f"the last good checkpoint is kept at {last_path}" if last_path.exists() else "no checkpoint was written yet"
+                raise NonFiniteLossError(f"{error}; {kept}; try a lower --lr or --amp off") from None
+            global_step += result["steps"] - step_in_epoch
+            step_in_epoch, loss_sum, rng_state = result["steps"], result["loss_sum"], None
+            seconds_so_far += time.monotonic() - started
+
+            if result["interrupted"]:
+                status = "interrupted"
+                if main:
+                    save_checkpoint(checkpoint_state(), last_path)
+                break
+
+            eval_started = time.monotonic()
+            metrics = evaluate(model, val_loader, num_classes, device=device, criterion=criterion,
+                               class_names=names, label_space=config.label_space, amp_dtype=amp_dtype,
+                               channels_last=channels_last)
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / step_in_epoch, "val_loss": metrics["loss"],
+                   "pixel_acc": metrics["pixel_acc"], "mean_acc": metrics["mean_acc"], "miou": metrics["miou"],
+                   "lr": optimizer.param_groups[0]["lr"]}
+            row.update({f"iou_{name}": float(iou) for name, iou in zip(names, metrics["iou"])})
+            row["seconds"] = seconds_so_far + time.monotonic() - eval_started  # training + validation
+            history.append(row)
+            epoch, step_in_epoch, loss_sum, seconds_so_far = epoch + 1, 0, 0.0, 0.0
+            improved = len(history) == 1 or _miou_key(row) > max(_miou_key(r) for r in history[:-1])
+            if improved:
+                best_metrics = {"best_epoch": epoch, **metrics_summary(metrics, names)}
+            if main:
+                print(f"epoch {epoch}/{config.epochs}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}"
+                      f"  pixel_acc {row['pixel_acc']:.4f}  miou {row['miou']:.4f}")
+                save_checkpoint(checkpoint_state(), last_path)
+                if improved:
+                    save_checkpoint(_best_state(unwrap(model), config, num_classes, epoch, best_metrics, history), best_path)
+                write_run_folder("running")
+            barrier()
+            if epoch < config.epochs and _any_process(should_stop()):
+                status = "interrupted"
+                break
+
+    write_run_folder(status)
+    barrier()
+    if main and status == "interrupted":
+        print(f"stopped ({stop['reason']}) at epoch {epoch + 1} step {step_in_epoch}; state saved to {last_path}. "
+              f"Run the same command again (fit(..., resume=True)) to continue.")
+    return history
+
+
+def metrics_summary(metrics, names):
+    """The JSON-friendly part of evaluate()'s dict, with per-class IoU keyed by class name."""
+    return {
+        "val_loss": metrics.get("loss"), "pixel_acc": metrics["pixel_acc"], "mean_acc": metrics["mean_acc"],
+        "miou": metrics["miou"], "iou": dict(zip(names, metrics["iou"])),
+        "category_iou": metrics["category_iou"], "category_miou": metrics["category_miou"],
+        "confusion": metrics["confusion"],
+    }
+
+
+def _best_state(model, config, num_classes, epoch, best_metrics, history):
+    """best.pt: the weights for evaluation (no optimiser state; resuming uses last.pt)."""
+    return {"model": model.state_dict(), "epoch": epoch, "config": config.to_dict(), "metrics": best_metrics,
+            "history": history, "model_name": config.model, "num_classes": num_classes}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Inference and evaluation
+
+
+def _window_starts(size, window, stride):
+    starts = list(range(0, size - window, stride)) + [size - window]
+    return sorted(set(starts))
+
+
+def predict_sliding(model, images, window, stride=None):
+    """Tiled inference: average the logits of overlapping windows (bounds memory at full resolution).
+
+    Args:
+        images: (N, 3, H, W); window: (h, w), each divisible by 32 for pa3's models;
+        stride: (sh, sw); default 2/3 of the window (windows overlap by 1/3).
+    Returns:
+        logits float32 (N, C, H, W).
+    """
+    _, _, height, width = images.shape
+    h, w = min(window[0], height), min(window[1], width)
+    sh, sw = stride or (max(1, 2 * h // 3), max(1, 2 * w // 3))
+    logits = counts = None
+    for top in _window_starts(height, h, sh):
+        for left in _window_starts(width, w, sw):
+            out = model(images[:, :, top:top + h, left:left + w]).float()  # (N, C, h, w)
+            if logits is None:
+                logits = out.new_zeros(out.shape[0], out.shape[1], height, width)
+                counts = out.new_zeros(1, 1, height, width)
+            logits[:, :, top:top + h, left:left + w] += out
+            counts[:, :, top:top + h, left:left + w] += 1
+    return logits / counts
+
+
+@torch.no_grad()
+def predict(model, images, sliding_window=None):
+    """Class-index predictions int64 (N, H, W) for images (N, 3, H, W), on the images' device."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    x = images.to(device)
+    logits = predict_sliding(model, x, sliding_window) if sliding_window else model(x)
+    model.train(was_training)
+    return logits.argmax(1).to(images.device)
+
+
+@torch.no_grad()
+def evaluate(model, loader, num_classes, device=None, criterion=None, class_names=None, label_space=None,
+             sliding_window=None, amp_dtype=None, channels_last=False):
+    """Evaluate on a whole split with one streaming confusion matrix (summed over processes).
+
+    Args:
+        loader: DataLoader of (image (N,3,H,W), mask (N,H,W) int64, 255 = ignore).
+        device: default the model's device.
+        criterion: optional loss module; adds "loss" (mean over images).
+        class_names, label_space: names and category table for the metrics (default from num_classes).
+        sliding_window: optional (h, w) for ``predict_sliding``.
+    Returns:
+        ``pa3.metrics.metrics_from_confusion`` dict (pixel_acc, mean_acc, miou, iou, class_names,
+        category_iou, category_miou) + "confusion" (C x C list, rows = ground truth) + "loss" if criterion.
+    """
+    from pa3.metrics import ConfusionMatrix, metrics_from_confusion
+
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    confusion = ConfusionMatrix(num_classes, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    bar_kwargs = {} if is_main_process() else {"disable": True}
+    for images, masks in tqdm(loader, desc="evaluate", leave=False, **bar_kwargs):
+        images, masks = _to_device(images, masks, device, channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = predict_sliding(model, images, sliding_window) if sliding_window else model(images)
+        if criterion is not None:
+            loss_sum += criterion(logits.float(), masks).double() * len(images)
+            count += len(images)
+        confusion.update(masks, logits.argmax(1))
+    model.train(was_training)
+    confusion.reduce_from_all_processes()
+    if is_dist():
+        dist.all_reduce(loss_sum)
+        dist.all_reduce(count)
+    if label_space is not None and class_names is None:
+        class_names = _class_names(label_space, num_classes)
+    metrics = metrics_from_confusion(confusion.mat, class_names=class_names,
+                                     category_index=_category_index(label_space, num_classes))
+    metrics["confusion"] = confusion.mat.cpu().tolist()
+    if criterion is not None:
+        metrics["loss"] = (loss_sum / count.clamp(min=1)).item()
+    return metrics

@@ -1,0 +1,360 @@
+"""Tests of pa3.engine: training lowers the loss, the run folder, exact resume, failure handling.
+
+Everything runs on a tiny 2-layer conv net and 16 random 16x16 images whose masks are a function of the
+image (so the task is learnable), on the CPU with one thread.
+"""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from pa3 import engine
+from pa3.engine import TrainConfig, evaluate, fit, load_checkpoint, predict
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_CLASSES = 3
+
+# The tiny setup lives in a script so that a subprocess (killed with SIGKILL) runs exactly the same code.
+SCRIPT = textwrap.dedent('''
+    import os, sys, time
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+    from pa3 import engine
+
+    class TinyNet(nn.Module):
+        def __init__(self, num_classes=3):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                          nn.Dropout2d(0.2))
+            self.classifier = nn.Conv2d(8, num_classes, 1)
+
+        def forward(self, x):
+            return self.classifier(self.features(x))
+
+    def tiny_data(n=16, size=16, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        images = torch.randn(n, 3, size, size, generator=g)
+        masks = (images[:, 0] > 0).long() + (images[:, 1] > 0.5).long()  # 3 classes, learnable pixel-wise
+        masks[:, :2, :2] = 255  # a few ignored pixels
+        return TensorDataset(images, masks)
+
+    def tiny_loaders(batch_size=4, seed=0):
+        train = DataLoader(tiny_data(), batch_size=batch_size, shuffle=True,
+                           generator=torch.Generator().manual_seed(seed))
+        val = DataLoader(tiny_data(n=8, seed=1), batch_size=4)
+        return train, val
+
+    def tiny_config(**kwargs):
+        values = dict(model="tiny", epochs=3, batch_size=4, lr=1e-2, device="cpu")
+        values.update(kwargs)
+        return engine.TrainConfig(**values)
+
+    class MarkerLoss(nn.Module):
+        """Cross-entropy that writes a marker file after `after` calls, then slows down (to be killed)."""
+        def __init__(self, marker=None, after=None):
+            super().__init__()
+            self.ce = nn.CrossEntropyLoss(ignore_index=255)
+            self.marker, self.after, self.calls = marker, after, 0
+
+        def forward(self, logits, target):
+            self.calls += torch.is_grad_enabled()  # count training steps, not validation batches
+            if self.marker and self.calls == self.after:
+                open(self.marker, "w").write("ready")
+            if self.marker and self.calls >= self.after:
+                time.sleep(0.5)
+            return self.ce(logits, target)
+
+    def run(run_dir, marker=None, after=None, **config):
+        torch.manual_seed(123)  # model init
+        model = TinyNet()
+        train, val = tiny_loaders()
+        engine.fit(model, train, val, tiny_config(**config), run_dir, criterion=MarkerLoss(marker, after),
+                   num_classes=3)
+        return model
+
+    if __name__ == "__main__":
+        torch.set_num_threads(1)
+        run(sys.argv[1], *(sys.argv[2:3] or [None]), *(map(int, sys.argv[3:4]) or []))
+''')
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The script's namespace (TinyNet, tiny_loaders, tiny_config, run, ...) and its path."""
+    path = tmp_path_factory.mktemp("script") / "tiny_fit.py"
+    path.write_text(SCRIPT)
+    namespace = {"__name__": "tiny_fit"}
+    exec(compile(SCRIPT, str(path), "exec"), namespace)
+    namespace["path"] = path
+    return namespace
+
+
+def state_equal(a, b):
+    assert a.keys() == b.keys()
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def ce():
+    return nn.CrossEntropyLoss(ignore_index=255)
+
+
+def test_config_round_trip_and_unknown_keys():
+    config = TrainConfig(lr=0.01, class_weights=[1, 2])
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown TrainConfig field.*'lrate'"):
+        TrainConfig.from_dict({"lrate": 0.1})
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="cosine")
+
+
+def test_overfit_one_batch_lowers_loss(tiny):
+    torch.manual_seed(0)
+    model = tiny["TinyNet"]()
+    model.features[3].p = 0.0  # no dropout: plain memorisation
+    batch = next(iter(tiny["tiny_loaders"](batch_size=8)[0]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    first = ce()(model(batch[0]), batch[1]).item()
+    result = engine.train_one_epoch(model, ce(), optimizer, [batch] * 30, torch.device("cpu"), epoch=1)
+    last = ce()(model(batch[0]), batch[1]).item()
+    assert result["steps"] == 30 and not result["interrupted"]
+    assert last < 0.3 * first
+
+
+def test_fit_writes_run_folder(tiny, tmp_path):
+    model = tiny["TinyNet"]()
+    train, val = tiny["tiny_loaders"]()
+    history = fit(model, train, val, tiny["tiny_config"](epochs=2, lr_schedule="poly"), tmp_path / "run",
+                  criterion=ce(), num_classes=NUM_CLASSES)
+    run = tmp_path / "run"
+    for name in ("config.json", "history.csv", "history.json", "metrics.json", "last.pt", "best.pt"):
+        assert (run / name).is_file(), name
+    assert not list(run.glob("*.tmp"))
+    assert [row["epoch"] for row in history] == [1, 2]
+    keys = {"epoch", "train_loss", "val_loss", "pixel_acc", "mean_acc", "miou", "lr", "seconds",
+            "iou_class_0", "iou_class_1", "iou_class_2"}
+    assert keys <= set(history[0])
+    assert history[1]["train_loss"] < history[0]["train_loss"]
+    assert history[1]["lr"] < 1e-2  # poly schedule
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["best_epoch"] in (1, 2)
+    assert metrics["miou"] == max(row["miou"] for row in history)
+    assert json.loads((run / "history.json").read_text())[1]["epoch"] == 2
+    assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())).epochs == 2
+    checkpoint = load_checkpoint(run / "last.pt")
+    assert checkpoint["epoch"] == 2 and checkpoint["num_classes"] == NUM_CLASSES
+    assert checkpoint["model_name"] == "tiny" and checkpoint["global_step"] == 8
+
+
+def test_resume_continues_history(tiny, tmp_path):
+    train, val = tiny["tiny_loaders"]()
+    fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=2), tmp_path, criterion=ce(), num_classes=3)
+    history = fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=4), tmp_path, criterion=ce(),
+                  num_classes=3)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 4
+
+
+def test_time_budget_then_resume_equals_uninterrupted(tiny, tmp_path):
+    reference = tiny["run"](tmp_path / "reference")
+    # max_minutes ~ 0: stops after the first step of epoch 1 (mid-epoch), saving last.pt
+    tiny["run"](tmp_path / "split", max_minutes=1e-9)
+    checkpoint = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert (checkpoint["epoch"], checkpoint["step_in_epoch"]) == (0, 1)
+    assert json.loads((tmp_path / "split" / "metrics.json").read_text())["status"] == "interrupted"
+    resumed = tiny["run"](tmp_path / "split")
+    assert state_equal(reference.state_dict(), resumed.state_dict())
+    ref_history = json.loads((tmp_path / "reference" / "history.json").read_text())
+    new_history = json.loads((tmp_path / "split" / "history.json").read_text())
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(ref_history) == drop(new_history)
+
+
+def test_sigint_mid_epoch_then_resume_equals_uninterrupted(tiny, tmp_path):
+    reference = tiny["run"](tmp_path / "reference")
+
+    class InterruptingLoss(nn.Module):  # sends SIGINT to this process at the 6th step (epoch 2, step 2)
+        def __init__(self):
+            super().__init__()
+            self.ce, self.calls = ce(), 0
+
+        def forward(self, logits, target):
+            self.calls += torch.is_grad_enabled()  # count training steps only
+            if self.calls == 6:
+                os.kill(os.getpid(), signal.SIGINT)
+            return self.ce(logits, target)
+
+    torch.manual_seed(123)
+    fit(tiny["TinyNet"](), *tiny["tiny_loaders"](), tiny["tiny_config"](), tmp_path / "split",
+        criterion=InterruptingLoss(), num_classes=3)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    checkpoint = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert (checkpoint["epoch"], checkpoint["step_in_epoch"]) == (1, 2)
+    resumed = tiny["run"](tmp_path / "split")
+    assert state_equal(reference.state_dict(), resumed.state_dict())
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tiny, tmp_path):
+    """A run killed with SIGKILL mid-epoch 2 resumes from the end of epoch 1 and ends bit-identical."""
+    reference = tiny["run"](tmp_path / "reference")
+    run_dir, marker = tmp_path / "killed", tmp_path / "marker"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
+    command = [sys.executable, str(tiny["path"]), str(run_dir)]
+    process = subprocess.Popen(command + [str(marker), "6"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "the subprocess never reached step 6"
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no chance to save anything
+    process.wait()
+    assert load_checkpoint(run_dir / "last.pt")["epoch"] == 1  # only the end-of-epoch-1 checkpoint
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    resumed = load_checkpoint(run_dir / "last.pt")
+    assert resumed["epoch"] == 3
+    assert state_equal(reference.state_dict(), resumed["model"])
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny, tmp_path):
+    class NanLoss(nn.Module):  # finite for epoch 1 (4 steps), NaN at epoch 2 step 2
+        def __init__(self):
+            super().__init__()
+            self.ce, self.calls = ce(), 0
+
+        def forward(self, logits, target):
+            self.calls += torch.is_grad_enabled()  # count training steps only
+            loss = self.ce(logits, target)
+            return loss * float("nan") if self.calls == 6 else loss
+
+    train, val = tiny["tiny_loaders"]()
+    with pytest.raises(RuntimeError, match=r"loss is nan at epoch 2 step 2 \(lr 0.01\).*last.pt.*--lr"):
+        fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](), tmp_path, criterion=NanLoss(), num_classes=3)
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    assert checkpoint["epoch"] == 1 and checkpoint["step_in_epoch"] == 0
+    assert all(torch.isfinite(t).all() for t in checkpoint["model"].values() if t.is_floating_point())
+
+
+def test_pickled_callable_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "hook": print}, path)  # a pickled callable: weights_only refuses it
+    with pytest.raises(ValueError, match=r"evil.pt is not a pa3 checkpoint.*trust"):
+        load_checkpoint(path)
+    torch.save({"weights": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match="not a pa3 checkpoint"):
+        load_checkpoint(path)
+
+
+def test_resume_with_different_config_is_refused(tiny, tmp_path):
+    train, val = tiny["tiny_loaders"]()
+    fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=1), tmp_path, criterion=ce(), num_classes=3)
+    with pytest.raises(ValueError, match=r"lr: saved 0.01, now 0.001.*resume=False.*--force"):
+        fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=2, lr=1e-3), tmp_path, criterion=ce(),
+            num_classes=3)
+    # epochs may change; resume=False starts over
+    history = fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=1, lr=1e-3), tmp_path,
+                  criterion=ce(), num_classes=3, resume=False)
+    assert len(history) == 1
+
+
+def test_failed_checkpoint_write_leaves_no_tmp_and_keeps_previous(tiny, tmp_path, monkeypatch):
+    train, val = tiny["tiny_loaders"]()
+    fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=1), tmp_path, criterion=ce(), num_classes=3)
+    before = (tmp_path / "last.pt").read_bytes()
+
+    def disk_full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match=f"last.pt in run folder {tmp_path}.*No space left"):
+        fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=2), tmp_path, criterion=ce(),
+            num_classes=3)
+    assert not list(tmp_path.glob("*.tmp"))
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_early_stopping(tiny, tmp_path):
+    train, val = tiny["tiny_loaders"]()
+    config = tiny["tiny_config"](epochs=10, lr=0.0, early_stopping=2)  # lr 0, no BN: mIoU never improves
+    history = fit(nn.Conv2d(3, 3, 1), train, val, config, tmp_path, criterion=ce(), num_classes=3)
+    assert len(history) == 3
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "early_stopped"
+
+
+class Perfect(nn.Module):
+    """Logits that put all mass on the true class (the mask travels in the image's first channel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return nn.functional.one_hot(x[:, 0].long(), NUM_CLASSES).permute(0, 3, 1, 2).float() + self.dummy
+
+
+def test_predict_and_evaluate_perfect_model():
+    masks = torch.randint(0, NUM_CLASSES, (6, 32, 32))
+    images = masks[:, None].float().expand(-1, 3, -1, -1).clone()
+    targets = masks.clone()
+    targets[:, 0, :] = 255
+    model = Perfect()
+    assert predict(model, images).shape == (6, 32, 32)
+    assert predict(model, images).dtype == torch.int64
+    assert torch.equal(predict(model, images), masks)
+    loader = DataLoader(TensorDataset(images, targets), batch_size=4)
+    metrics = evaluate(model, loader, NUM_CLASSES, criterion=ce())
+    assert metrics["miou"] == 1.0 and metrics["pixel_acc"] == 1.0
+    assert metrics["loss"] > 0
+    windowed = evaluate(model, loader, NUM_CLASSES, sliding_window=(16, 16))
+    assert windowed["miou"] == 1.0
+
+
+def test_predict_sliding_matches_full_for_pointwise_model():
+    model = nn.Conv2d(3, 4, 1)
+    images = torch.randn(2, 3, 40, 56)
+    with torch.no_grad():
+        full, tiled = model(images), engine.predict_sliding(model, images, (16, 32))
+    assert tiled.shape == full.shape
+    assert torch.allclose(tiled, full, atol=1e-6)
+
+
+def test_resume_after_every_step_with_augmentation_equals_uninterrupted(tiny, tmp_path, monkeypatch):
+    """The real loader (seeded generator) and TrainPreset's random augmentations resume exactly too."""
+    from helpers import make_fake_cityscapes
+
+    from pa3.data import CityscapesSegmentation, make_loader
+    from pa3.transforms import TrainPreset
+
+    monkeypatch.setenv("PA3_CACHE", str(tmp_path / "cache"))
+    root = make_fake_cityscapes(tmp_path / "data", splits={"train": 6, "val": 2}, size=(32, 64))
+    train_set = CityscapesSegmentation(root, "train", size=(32, 64), transforms=TrainPreset())
+    val_set = CityscapesSegmentation(root, "val", size=(32, 64))
+
+    def run(run_dir, **kwargs):
+        torch.manual_seed(0)
+        model = tiny["TinyNet"](num_classes=19)
+        train, val = make_loader(train_set, 2, train=True), make_loader(val_set, 2, train=False)
+        config = tiny["tiny_config"](epochs=2, augment=True, **kwargs)
+        fit(model, train, val, config, run_dir, criterion=ce(), num_classes=19)
+        return model, load_checkpoint(Path(run_dir) / "last.pt")
+
+    reference, _ = run(tmp_path / "reference")
+    calls = 0
+    while True:  # stop after one step, resume, stop after the next step, ... (3 steps per epoch)
+        model, checkpoint = run(tmp_path / "stepwise", max_minutes=1e-9)
+        calls += 1
+        if checkpoint["epoch"] == 2:
+            break
+    assert calls == 6
+    assert state_equal(reference.state_dict(), model.state_dict())
