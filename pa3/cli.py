@@ -205,7 +205,10 @@ def cmd_train(args):
         train_sampler = val_sampler = None
         if world_size > 1:
             train_sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed)
-            val_sampler = DistributedSampler(val_set, shuffle=False)  # pads with repeats to equal shares
+            # A strided shard counts every val image once (DistributedSampler pads with repeats); every
+            # rank needs at least one image (DDP syncs BatchNorm buffers at the first eval forward).
+            val_sampler = (list(range(rank, len(val_set), world_size)) if len(val_set) >= world_size
+                           else DistributedSampler(val_set, shuffle=False))
         train_loader = make_loader(train_set, config.batch_size, train=True, num_workers=config.num_workers,
                                    seed=config.seed, sampler=train_sampler)
         val_loader = make_loader(val_set, config.batch_size, train=False, num_workers=config.num_workers,

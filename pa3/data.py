@@ -547,7 +547,9 @@ class CityscapesSegmentation(Dataset):
             )
         if image.size != label.size:
             raise DatasetError(f"size mismatch: image {image_path} is {image.size[0]}x{image.size[1]} but "
-                               f"label {label_path} is {label.size[0]}x{label.size[1]}")
+                               f"label {label_path} is {label.size[0]}x{label.size[1]}; the image and label of "
+                               f"a frame must have the same size: restore the original files (re-unzip the "
+                               f"archives). `python -m pa3 check ROOT` lists every mismatch.")
         ids = np.asarray(label)
         self._check_values(ids, label_path)
         if image.mode != "RGB":
@@ -568,12 +570,14 @@ class CityscapesSegmentation(Dataset):
                     f"but labelIds were expected (a labelIds PNG never holds 255). Restore "
                     f"*_gtFine_labelIds.png or pass label_file='labelTrainIds'.")
             raise DatasetError(f"label {label_path} holds ids outside the Cityscapes table (0..33): "
-                               f"{[int(v) for v in values if v > _MAX_LABEL_ID][:6]}")
+                               f"{[int(v) for v in values if v > _MAX_LABEL_ID][:6]}. Labels must be "
+                               f"*_gtFine_labelIds.png files (uint8 ids 0..33): restore or re-export this file.")
         if self.label_file == "labelTrainIds" and _MAX_TRAIN_ID < top:
             values = np.flatnonzero(np.bincount(ids.ravel(), minlength=256))
             outside = [int(v) for v in values if _MAX_TRAIN_ID < v < IGNORE_INDEX]
             if outside:
-                raise DatasetError(f"label {label_path} holds values outside trainIds 0..18/255: {outside[:6]}")
+                raise DatasetError(f"label {label_path} holds values outside trainIds 0..18/255: {outside[:6]}. "
+                                   f"Restore or re-create it with cityscapesscripts' csCreateTrainIdLabelImgs.")
 
     # -- cache ---------------------------------------------------------------------------------
     def _cache_key(self):

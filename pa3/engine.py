@@ -337,7 +337,13 @@ def load_checkpoint(path, model=None, map_location="cpu"):
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise ValueError(f"{path} is not a pa3 checkpoint (no 'model' entry); it was not written by pa3.engine.fit")
     if model is not None:
-        unwrap(model).load_state_dict(checkpoint["model"])
+        try:
+            unwrap(model).load_state_dict(checkpoint["model"])
+        except RuntimeError as error:
+            raise ValueError(
+                f"the weights in {path} (a {checkpoint.get('model_name')!r} model with "
+                f"{checkpoint.get('num_classes')} classes) do not fit the {type(unwrap(model)).__name__} given: rebuild the model it holds with "
+                f"pa3.engine.load_model({str(path)!r}). ({error})") from error
     return checkpoint
 
 
@@ -354,7 +360,8 @@ def load_model(checkpoint_path, num_classes=None, model_name=None, map_location=
     checkpoint = load_checkpoint(checkpoint_path, map_location=map_location)
     saved_name, saved_classes = checkpoint["model_name"], checkpoint["num_classes"]
     if model_name is not None and model_name != saved_name:
-        raise ValueError(f"{checkpoint_path} holds a {saved_name!r} model, not {model_name!r}")
+        raise ValueError(f"{checkpoint_path} holds a {saved_name!r} model, not {model_name!r}: use the checkpoint of "
+                         f"a {model_name!r} run, or load this one with model_name={saved_name!r} (or none)")
     if num_classes is not None and num_classes != saved_classes:
         raise ValueError(f"{checkpoint_path} holds a model with {saved_classes} classes, not {num_classes} "
                          f"(check --label-space: trainId has 19 classes, labelId 34)")
@@ -571,7 +578,11 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
         if main:
             print(f"resuming {run_dir} at epoch {epoch + 1} step {step_in_epoch}")
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OSError(f"cannot create run folder {run_dir}: {error}. Choose a writable run folder "
+                          f"(run_dir, --run-dir on the command line).") from error
         write_json(run_dir / "config.json", config.to_dict())
 
     def checkpoint_state():
