@@ -11,7 +11,6 @@ export TQDM_DISABLE := 1
 export OMP_NUM_THREADS := 2
 export MKL_NUM_THREADS := 2
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
