@@ -721,7 +721,7 @@ def predict_sliding(model, images, window, stride=None):
                 counts = out.new_zeros(1, 1, height, width)
             logits[:, :, top:top + h, left:left + w] += out
             counts[:, :, top:top + h, left:left + w] += 1
-    return logits / counts
+    return logits.div_(counts)  # in place: no second full-size (N, C, H, W) buffer at the peak
 
 
 @torch.no_grad()

@@ -24,6 +24,7 @@ false positives; for the official numbers use the trainId space or :func:`evalua
 ``*_gtFine_labelIds.png`` with the same numbers as ``cityscapesscripts``' ``evaluateImgLists``, faster.
 """
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -33,6 +34,14 @@ from PIL import Image
 from pa3 import labels
 
 _NUM_LABEL_IDS = 34  # labelIds 0..33
+
+try:  # libpng through torchvision decodes label PNGs ~1.5x faster than PIL (deprecated for TorchCodec in 0.29)
+    from torchvision.io import decode_png
+
+    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                            category=DeprecationWarning)
+except ImportError:  # a torchvision without it: PIL decodes everything
+    decode_png = None
 
 
 class ConfusionMatrix:
@@ -178,26 +187,51 @@ def metrics_from_confusion(mat, class_names=None, category_index=None):
     }
 
 
+def _read_label_png(path):
+    """uint8 tensor (H, W) of an 8-bit grayscale PNG via libpng (torchvision.io, ~1.5x faster than PIL),
+    or None when the file is anything else (palette, 16-bit, colour, unreadable): PIL then decides."""
+    if decode_png is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        # reading the colour type from the IHDR chunk: 0 = grayscale; bit depth at byte 24
+        if data[:8] != b"\x89PNG\r\n\x1a\n" or data[24] != 8 or data[25] != 0:
+            return None
+        image = decode_png(torch.frombuffer(data, dtype=torch.uint8))  # (1, H, W) uint8
+    except Exception:  # noqa: BLE001 - PIL gives the error message
+        return None
+    return image[0] if image.shape[0] == 1 and image.dtype == torch.uint8 else None
+
+
+def _read_label_pil(path):
+    return np.asarray(Image.open(path))
+
+
 def _pair_counts(paths):
-    """(256*256,) int64 counts of gt * 256 + pred for one (pred_path, gt_path) pair, checked."""
+    """(34, 34) int64 counts (rows = ground truth) of one (pred_path, gt_path) pair of labelId PNGs, checked."""
     pred_path, gt_path = paths
-    pred, gt = np.asarray(Image.open(pred_path)), np.asarray(Image.open(gt_path))
-    if pred.ndim != 2 or gt.ndim != 2:
-        raise ValueError(f"label PNGs must be single-channel: {pred_path} has shape {pred.shape}, "
-                         f"{gt_path} has shape {gt.shape}")
+    pred, gt = _read_label_png(pred_path), _read_label_png(gt_path)
+    if pred is None or gt is None:
+        pred, gt = _read_label_pil(pred_path), _read_label_pil(gt_path)
+        if pred.ndim != 2 or gt.ndim != 2:
+            raise ValueError(f"label PNGs must be single-channel: {pred_path} has shape {pred.shape}, "
+                             f"{gt_path} has shape {gt.shape}")
+        if gt.dtype != np.uint8 or pred.dtype != np.uint8:
+            raise ValueError(f"label PNGs must be 8-bit: {pred_path} is {pred.dtype}, {gt_path} is {gt.dtype}")
+        pred, gt = torch.from_numpy(pred.copy()), torch.from_numpy(gt.copy())
     if pred.shape != gt.shape:
-        raise ValueError(f"size mismatch: {pred_path} is {pred.shape}, {gt_path} is {gt.shape} (H, W)")
-    if gt.dtype != np.uint8 or pred.dtype != np.uint8:
-        raise ValueError(f"label PNGs must be 8-bit: {pred_path} is {pred.dtype}, {gt_path} is {gt.dtype}")
-    counts = np.bincount((gt.astype(np.uint16) << 8 | pred).ravel(), minlength=256 * 256)
-    mat = counts.reshape(256, 256)
-    if mat[_NUM_LABEL_IDS:].any():
+        raise ValueError(f"size mismatch: {pred_path} is {tuple(pred.shape)}, {gt_path} is {tuple(gt.shape)} (H, W)")
+    if int(gt.max()) >= _NUM_LABEL_IDS:
         raise ValueError(f"{gt_path} holds ids above 33: a *_gtFine_labelIds.png holds labelIds 0..33 "
                          "(is it a trainId or colour file?)")
-    if mat[:, _NUM_LABEL_IDS:].any():
+    if int(pred.max()) >= _NUM_LABEL_IDS:
         raise ValueError(f"{pred_path} holds ids above 33: predictions must be labelIds 0..33 "
                          "(convert trainIds with pa3.labels.to_label_ids(pred, 'trainId'))")
-    return mat[:_NUM_LABEL_IDS, :_NUM_LABEL_IDS]
+    # both < 34, so gt * 34 + pred < 34 * 34 fits int16: one bincount without widening to int64
+    index = (gt.to(torch.int16) * _NUM_LABEL_IDS).add_(pred).view(-1)
+    counts = torch.bincount(index, minlength=_NUM_LABEL_IDS * _NUM_LABEL_IDS)
+    return counts.view(_NUM_LABEL_IDS, _NUM_LABEL_IDS).numpy()
 
 
 def evaluate_label_pngs(pred_paths, gt_paths, num_workers=None):
@@ -205,7 +239,7 @@ def evaluate_label_pngs(pred_paths, gt_paths, num_workers=None):
 
     Gives the per-class and per-category IoU of ``evaluateImgLists`` (evalPixelLevelSemanticLabeling)
     for the 19 evaluated classes: the (34, 34) labelId confusion matrix M is summed over all images
-    (one numpy bincount of ``gt * 256 + pred`` per image), then for each evaluated class c
+    (one torch bincount of ``gt * 34 + pred`` per image), then for each evaluated class c
     ``TP = M[c, c]``, ``FN = sum(M[c, :]) - TP`` (the class's pixels predicted as anything else, void
     ids included) and ``FP = sum of M[r, c] over evaluated r != c`` (ground truth of ignoreInEval ids
     — void, parking, guard rail, ... — never makes a false positive). ``IoU = TP / (TP + FP + FN)``,
@@ -213,8 +247,9 @@ def evaluate_label_pngs(pred_paths, gt_paths, num_workers=None):
 
     Args:
         pred_paths, gt_paths: equal-length sequences of paths, paired by position; uint8 PNGs of
-            labelIds 0..33 (ValueError otherwise, naming the file).
-        num_workers: threads decoding PNGs (PIL releases the GIL); default min(8, CPU count).
+            labelIds 0..33 (ValueError otherwise, naming the file). 8-bit grayscale PNGs are
+            decoded with libpng (torchvision.io.decode_png), anything else with PIL.
+        num_workers: threads decoding PNGs (both decoders release the GIL); default min(8, CPU count).
     Returns:
         {"iou": {class name: IoU} (19, trainId order), "miou", "category_iou": {category: IoU},
         "category_miou", "pixel_acc" (correct / evaluated ground-truth pixels), "mat": int64 (34, 34)

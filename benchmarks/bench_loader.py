@@ -1,0 +1,141 @@
+"""Input pipeline: pa3's cached training loader vs a naive loader that decodes full-size PNGs every time.
+
+pa3: ``CityscapesSegmentation`` (resized uint8 cache, memory-mapped) + ``TrainPreset`` + ``make_loader``.
+Naive: the way torchvision's ``Cityscapes`` dataset and course code load a sample: PIL decode of the
+1024x2048 image and label, resize to 256x512, a Python loop over the id -> trainId table, then the same
+``TrainPreset``. Both: 2 workers, batch 8, the same output. Steady-state samples/s exclude the first
+batch (worker start-up); the one-time cache build is timed separately.
+"""
+import time
+
+import numpy as np
+import torch
+from cityscapesscripts.helpers.labels import labels as cs_labels
+from PIL import Image
+from torch.utils.data import Dataset, RandomSampler
+
+from benchmarks.common import Result, ensure_full_data, fmt_rate, interleaved
+from pa3.data import CityscapesSegmentation, find_pairs, make_loader
+from pa3.transforms import EvalPreset, TrainPreset
+
+GOAL = 20.0
+ID_TO_TRAINID = {label.id: (255 if label.trainId in (-1, 255) else label.trainId) for label in cs_labels if label.id >= 0}
+
+
+class NaiveCityscapes(Dataset):
+    """Decode, resize and map labels on every access (torchvision ``Cityscapes`` + course-code style)."""
+
+    def __init__(self, pairs, size, transforms):
+        self.pairs, self.size, self.transforms = pairs, size, transforms
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def load_raw(self, i):
+        image_path, label_path = self.pairs[i]
+        wh = (self.size[1], self.size[0])
+        image = Image.open(image_path).convert("RGB").resize(wh, Image.BILINEAR)
+        label = np.array(Image.open(label_path).resize(wh, Image.NEAREST))
+        mask = np.full_like(label, 255)
+        for k, v in ID_TO_TRAINID.items():  # per-pixel mapping, one comparison per id
+            mask[label == k] = v
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous(), torch.from_numpy(mask)
+
+    def __getitem__(self, i):
+        return self.transforms(*self.load_raw(i))
+
+
+def _loader(dataset, n_samples, batch_size, workers, seed=0):
+    sampler = RandomSampler(dataset, replacement=True, num_samples=n_samples,
+                            generator=torch.Generator().manual_seed(seed))
+    return make_loader(dataset, batch_size, train=True, num_workers=workers, seed=seed, sampler=sampler)
+
+
+def steady_rate(loader):
+    """(samples/s after the first batch, seconds to the first batch, samples seen)."""
+    start = time.perf_counter()
+    it = iter(loader)
+    images, _ = next(it)
+    first = time.perf_counter() - start
+    n, start = 0, time.perf_counter()
+    for images, masks in it:
+        assert images.dtype == torch.float32 and masks.dtype == torch.int64
+        n += len(images)
+    return n / (time.perf_counter() - start), first, n
+
+
+def _per_sample_ms(fn, n):
+    fn(0)
+    start = time.perf_counter()
+    for i in range(n):
+        fn(i % n)
+    return (time.perf_counter() - start) / n * 1000
+
+
+def run(ctx):
+    root = ensure_full_data(ctx)
+    size = (32, 64) if ctx.smoke else (256, 512)
+    batch, workers = (2, 2) if ctx.smoke else (8, 2)
+    n_samples = 8 if ctx.smoke else 96
+    repeats = 1 if ctx.smoke else 2
+    pairs = find_pairs(root, "train")
+
+    # one-time cache build, into a fresh folder so that it is really built (and timed) here
+    start = time.perf_counter()
+    train_ds = CityscapesSegmentation(root, "train", size=size, transforms=TrainPreset(), cache=True,
+                                      cache_dir=ctx.workdir / "cache")
+    build_s = time.perf_counter() - start
+    eval_ds = CityscapesSegmentation(root, "train", size=size, transforms=EvalPreset(), cache=True,
+                                     cache_dir=ctx.workdir / "cache")
+    naive_train = NaiveCityscapes(pairs, size, TrainPreset())
+    naive_eval = NaiveCityscapes(pairs, size, EvalPreset())
+
+    # correctness: the cache holds exactly what the naive path computes
+    for i in range(min(2, len(pairs))):
+        a, b = train_ds.load_raw(i), naive_train.load_raw(i)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]), f"cache differs from naive decode at {i}"
+    image, mask = next(iter(_loader(train_ds, 2 * batch, batch, workers)))
+    assert image.shape == (batch, 3, *size) and mask.shape == (batch, *size)
+
+    rows = []
+    for name, ours, naive in (("TrainPreset", train_ds, naive_train), ("no augmentation", eval_ds, naive_eval)):
+        rates = {"pa3": [], "naive": []}
+        firsts = {"pa3": [], "naive": []}
+
+        def measure(key, ds):
+            rate, first, _ = steady_rate(_loader(ds, n_samples, batch, workers))
+            rates[key].append(rate)
+            firsts[key].append(first)
+
+        interleaved({"pa3": lambda: measure("pa3", ours), "naive": lambda: measure("naive", naive)},
+                    repeats=repeats, warmup=0)
+        ours_rate, naive_rate = float(np.median(rates["pa3"])), float(np.median(rates["naive"]))
+        ratio = ours_rate / naive_rate
+        row = Result(f"loader samples/s, {name} ({size[0]}x{size[1]}, bs {batch}, {workers} workers)",
+                     fmt_rate(ours_rate, "/s"), fmt_rate(naive_rate, "/s"), ratio,
+                     f">= {GOAL:.0f}x" if name == "TrainPreset" else "-")
+        row.details = {"pa3_samples_per_s": rates["pa3"], "naive_samples_per_s": rates["naive"],
+                       "first_batch_s": firsts, "samples_per_repeat": n_samples}
+        rows.append(row.check(minimum=GOAL) if name == "TrainPreset" else row)  # the goal is the training loader
+    rows[0].details["cache_build_s"] = build_s
+    rows[0].details["cache_images"] = len(pairs)
+
+    # where a sample's time goes, in this process, one thread (explains the ratio)
+    n = min(8, len(pairs))
+    preset = TrainPreset()
+    raw = [train_ds.load_raw(i) for i in range(n)]
+    profile = {
+        "cache_read_ms": _per_sample_ms(train_ds.load_raw, n),
+        "train_preset_ms": _per_sample_ms(lambda i: preset(*raw[i % n]), n),
+        "eval_preset_ms": _per_sample_ms(lambda i: EvalPreset()(*raw[i % n]), n),
+        "naive_decode_resize_map_ms": _per_sample_ms(naive_eval.load_raw, n),
+    }
+    for op, kwargs in (("scale", dict(hflip=0, rotation=0, color_jitter=0)),
+                       ("rotation", dict(scale=None, hflip=0, color_jitter=0)),
+                       ("color_jitter", dict(scale=None, hflip=0, rotation=0))):
+        only = TrainPreset(**kwargs)
+        profile[f"train_preset_{op}_only_ms"] = _per_sample_ms(lambda i: only(*raw[i % n]), n)
+    rows[0].details["profile_per_sample_1_thread"] = profile
+    info = Result(f"  cache build (one-time, {len(pairs)} full-size frames)", f"{build_s:.1f} s", "-", None, "", "-")
+    info.details = {"cache_build_s": build_s}
+    return rows + [info]
