@@ -22,14 +22,10 @@ NUM_CLASSES = 19
 
 
 def meta_flops(name, size, batch=1):
-    """Forward FLOPs of model ``name`` at ``size``, counted on the meta device."""
-    from pa3.models import build_model
+    """Forward FLOPs of model ``name`` at ``size``, counted on the meta device (pa3.models.count_flops)."""
+    from pa3.models import count_flops as model_flops
 
-    with torch.device("meta"):
-        model = build_model(name, NUM_CLASSES).eval()
-        x = torch.empty(batch, 3, *size)
-    with torch.no_grad():
-        return count_flops(lambda: model(x))
+    return model_flops(name, NUM_CLASSES, size, batch)
 
 
 def measure_inference(name, size, repeats, device="cpu", threads=None):

@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 
 from pa3 import labels
-from pa3.data import CityscapesSegmentation, class_frequencies, make_loader
-from pa3.engine import TrainConfig, fit, load_model
+from pa3.data import CityscapesSegmentation, class_frequencies, find_pairs, make_loader
+from pa3.engine import TrainConfig, fit, load_model, seed_everything
 from pa3.losses import class_weights
 from pa3.models import build_model
 from pa3.transforms import TrainPreset
@@ -55,18 +55,21 @@ def datasets(profile, augment=False):
     size = (profile.height, profile.width)
     transforms = TrainPreset() if augment else None
     train = CityscapesSegmentation(profile.data_root, "train", profile.label_space, size, transforms)
-    val = CityscapesSegmentation(profile.data_root, "val", profile.label_space, size)
+    val_pairs = find_pairs(profile.data_root, "val")[: profile.val_limit]
+    val = CityscapesSegmentation(profile.data_root, "val", profile.label_space, size, pairs=val_pairs)
     return train, val
 
 
 def make_config(name, profile):
     """The TrainConfig of experiment ``name`` under ``profile``."""
     exp = check_experiment(name)
+    budget = profile.budget(exp.model)
     config = TrainConfig(
         model=exp.model, label_space=profile.label_space, height=profile.height, width=profile.width,
-        batch_size=profile.batch_size, epochs=profile.epochs_for(name), loss=exp.loss,
-        augment=exp.augment, num_workers=profile.num_workers, pretrained=profile.pretrained,
-        max_steps_per_epoch=profile.max_steps_per_epoch, data_root=str(profile.data_root),
+        batch_size=budget.batch_size, epochs=budget.epochs, max_steps_per_epoch=budget.max_steps_per_epoch,
+        loss=exp.loss, augment=exp.augment, num_workers=profile.num_workers,
+        pretrained=profile.pretrained and exp.model not in ("fcn", "unet", "unet_aspp"),
+        data_root=str(profile.data_root),
     )
     if exp.loss == "weighted_ce":
         freq = class_frequencies(profile.data_root, "train", profile.label_space, (profile.height, profile.width))
@@ -98,16 +101,23 @@ def run_experiment(name, profile, force=False):
     train_set, val_set = datasets(profile, augment=config.augment)
     train_loader = make_loader(train_set, config.batch_size, train=True, num_workers=config.num_workers, seed=config.seed)
     val_loader = make_loader(val_set, config.batch_size, train=False, num_workers=config.num_workers)
+    seed_everything(config.seed)  # the initial weights must not depend on what ran before in this process
     model = build_model(config.model, train_set.num_classes, pretrained=config.pretrained)
     fit(model, train_loader, val_loader, config, folder, resume=not force)
     return folder
 
 
 def load_run(name, profile):
-    """(history DataFrame, final metrics dict) of a finished run."""
+    """(history DataFrame, final metrics dict) of a finished run.
+
+    ``metrics["iou"]`` comes back as a list in class order (NaN for classes absent from ground truth and
+    prediction), like ``pa3.engine.evaluate`` returns it; the run folder stores it as {class name: IoU}.
+    """
     folder = run_dir(name, profile)
     history = pd.DataFrame(json.loads((folder / "history.json").read_text()))
     metrics = json.loads((folder / "metrics.json").read_text())
+    names = labels.class_names(profile.label_space)
+    metrics["iou"] = [float("nan") if metrics["iou"].get(n) is None else metrics["iou"][n] for n in names]
     return history, metrics
 
 

@@ -98,3 +98,12 @@ def colorize(index_map, space="trainId"):
     lut = np.zeros((256, 3), dtype=np.uint8)
     lut[: num_classes(space)] = palette(space)
     return lut[np.asarray(index_map).astype(np.uint8)]
+
+
+def describe():
+    """The Cityscapes label table as a pandas DataFrame: one row per labelId with its trainId and category."""
+    import pandas as pd
+
+    rows = [{"name": l.name, "labelId": l.id, "trainId": l.trainId if 0 <= l.trainId < 255 else IGNORE_INDEX,
+             "category": l.category, "evaluated": not l.ignoreInEval, "color": l.color} for l in _BY_ID]
+    return pd.DataFrame(rows).set_index("labelId")

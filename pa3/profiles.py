@@ -21,35 +21,47 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How long one experiment trains under a profile."""
+    epochs: int
+    max_steps_per_epoch: int | None  # None = whole epochs
+    batch_size: int
+
+
 @dataclass
 class Profile:
     name: str
     data_root: str | None  # None = the embedded synthetic set (generated on first use)
     height: int  # training/evaluation resolution (images are resized once, then cached)
     width: int
-    batch_size: int
-    epochs: dict  # model or experiment name -> epochs; key "default" for the rest
-    max_steps_per_epoch: int | None  # caps an epoch on the CPU profile
+    budgets: dict  # model name -> Budget; key "default" for the rest
+    val_limit: int | None  # evaluate on the first n val frames (None = all)
     num_workers: int
     threads: int | None  # torch intra-op threads (pinned so CPU results reproduce)
     label_space: str = "trainId"
     runs_dir: str = str(REPO_ROOT / "runs")
     figures_dir: str = str(REPO_ROOT / "figures")
     pretrained: bool = False  # ImageNet weights for ResNet backbones (needs internet or a local file)
-    extra: dict = field(default_factory=dict)
 
-    def epochs_for(self, key):
-        return self.epochs.get(key, self.epochs["default"])
+    def budget(self, model):
+        return self.budgets.get(model, self.budgets["default"])
 
 
 PROFILES = {
+    # 2 CPU cores, about 10 minutes for all notebooks: 64x128 frames, the FCN family for 96 steps, the
+    # deep models for 18 steps (enough to run every code path and draw every figure, not to converge).
     "default": Profile(
-        name="default", data_root=None, height=128, width=256, batch_size=8,
-        epochs={"default": 6}, max_steps_per_epoch=None, num_workers=0, threads=2,
+        name="default", data_root=None, height=64, width=128,
+        budgets={"fcn": Budget(8, 12, 8), "default": Budget(3, 6, 4)},
+        val_limit=20, num_workers=0, threads=2,
     ),
+    # A GPU and real Cityscapes: the report's scale.
     "full": Profile(
-        name="full", data_root=None, height=512, width=1024, batch_size=8,
-        epochs={"default": 60}, max_steps_per_epoch=None, num_workers=2, threads=None, pretrained=True,
+        name="full", data_root=None, height=512, width=1024,
+        budgets={"default": Budget(60, None, 8)},
+        val_limit=None, num_workers=2, threads=None, pretrained=True,
+        figures_dir=str(REPO_ROOT / "figures" / "full"),
     ),
 }
 
@@ -94,6 +106,6 @@ def setup_notebook(profile=None, data_root=None, seed=0):
                 "(it holds leftImg8bit/ and gtFine/) or unset it to use the embedded synthetic data")
     prof = dataclasses.replace(prof, data_root=str(root))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"profile {prof.name}: {prof.height}x{prof.width}, batch {prof.batch_size}, "
+    print(f"profile {prof.name!r}: frames resized to {prof.height}x{prof.width}, "
           f"label space {prof.label_space}, device {device}")
     return prof

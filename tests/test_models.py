@@ -175,3 +175,25 @@ def test_pretrained_true_uses_a_file_put_in_the_hub_cache(tmp_path, monkeypatch)
     torch.save(resnet.state_dict(), tmp_path / "checkpoints" / "resnet50-0676ba61.pth")
     model = build_model("resnet50_deconv", 5, pretrained=True)
     assert torch.equal(model.backbone.conv1.weight, resnet.conv1.weight)
+
+
+def test_count_flops_on_meta_device_equals_a_real_count():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pa3.models import count_flops
+
+    model = build_model("fcn", 19).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(1, 3, 64, 128))
+    assert count_flops("fcn", 19, (64, 128)) == counter.get_total_flops() > 0
+
+
+def test_summary_lists_table1_shapes():
+    from pa3.models import summary
+
+    rows = summary(build_model("fcn", 19), (64, 128))
+    assert [r["output"] for r in rows][:5] == [(1, 32, 32, 64), (1, 64, 16, 32), (1, 128, 8, 16),
+                                               (1, 256, 4, 8), (1, 512, 2, 4)]
+    assert rows[-1] == {"layer": "classifier", "type": "Conv2d", "output": (1, 19, 64, 128), "params": 32 * 19 + 19}
+    assert sum(r["params"] for r in rows) == count_parameters(build_model("fcn", 19))

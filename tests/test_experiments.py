@@ -1,0 +1,64 @@
+"""Profiles and the report's experiments: train once into a run folder, reuse it afterwards."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pa3 import experiments
+from pa3.profiles import PROFILES, Budget, get_profile
+from tests.helpers import make_fake_cityscapes
+
+
+@pytest.fixture()
+def tiny_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("PA3_CACHE", str(tmp_path / "cache"))
+    root = make_fake_cityscapes(tmp_path / "cs", {"train": 4, "val": 10}, size=(64, 128))
+    return dataclasses.replace(PROFILES["default"], data_root=str(root), height=32, width=64,
+                               budgets={"default": Budget(1, 2, 2)}, runs_dir=str(tmp_path / "runs"))
+
+
+def test_profile_selection(monkeypatch):
+    monkeypatch.setenv("PA3_PROFILE", "full")
+    monkeypatch.setenv("PA3_DATA", "/somewhere")
+    prof = get_profile()
+    assert (prof.name, prof.data_root, prof.height, prof.width) == ("full", "/somewhere", 512, 1024)
+    assert get_profile("default").budget("fcn") == PROFILES["default"].budgets["fcn"]
+    with pytest.raises(ValueError, match="choose one of"):
+        get_profile("fast")
+
+
+def test_every_experiment_names_a_registered_model_and_loss():
+    from pa3.losses import LOSSES
+    from pa3.models import MODELS
+
+    for name, exp in experiments.EXPERIMENTS.items():
+        assert exp.model in MODELS and exp.loss in LOSSES, name
+    with pytest.raises(ValueError, match="baseline"):
+        experiments.check_experiment("basline")
+
+
+def test_weighted_experiment_stores_its_class_weights(tiny_profile):
+    config = experiments.make_config("weighted", tiny_profile)
+    assert config.loss == "weighted_ce" and len(config.class_weights) == 19
+    assert experiments.make_config("baseline", tiny_profile).class_weights is None
+
+
+def test_run_once_then_reuse(tiny_profile, capsys):
+    folder = experiments.run_experiment("baseline", tiny_profile)
+    assert experiments.is_complete("baseline", tiny_profile)
+    stamp = (folder / "best.pt").stat().st_mtime_ns
+    experiments.run_experiment("baseline", tiny_profile)  # reused, not retrained
+    assert (folder / "best.pt").stat().st_mtime_ns == stamp
+    assert "using the finished run" in capsys.readouterr().out
+    history, metrics = experiments.load_run("baseline", tiny_profile)
+    assert len(history) == 1 and len(metrics["iou"]) == 19
+    assert all(isinstance(v, float) for v in metrics["iou"])  # NaN for absent classes, not None
+    changed = dataclasses.replace(tiny_profile, budgets={"default": Budget(2, 2, 2)})
+    assert not experiments.is_complete("baseline", changed)  # another config is not "finished"
+
+
+def test_report_images_are_test_positions_1_2_4_9(tiny_profile):
+    images, masks, ids = experiments.report_images(tiny_profile)
+    assert ids == [1, 2, 4, 9] and images.shape == (4, 3, 32, 64) and masks.shape == (4, 32, 64)
+    assert experiments.figure_split(tiny_profile) == "val"  # not a pa3 synthetic root: real test labels absent
+    assert np.isfinite(images.numpy()).all()
