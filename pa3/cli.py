@@ -122,11 +122,19 @@ def cmd_generate(args):
     for name in ("n_train", "n_val", "n_test"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
+    root = args.root
+    if root is None and config != SyntheticConfig():
+        # a non-default set gets its own folder: data/synthetic is the default set, and the default
+        # data root would regenerate it there (deleting this one) at the next use
+        root = _synthetic_default_root().with_name(
+            f"synthetic_{config.height}x{config.width}_{config.n_train}-{config.n_val}-{config.n_test}_seed{config.seed}")
     if args.force:
-        root = generate(args.root or _synthetic_default_root(), config)
+        root = generate(root or _synthetic_default_root(), config)
         print(f"synthetic data written to {root}")
     else:
-        ensure_synthetic(args.root, config)
+        root = ensure_synthetic(root, config)
+    if root != _synthetic_default_root():
+        print(f"to train on it: export PA3_DATA={root} (or --data {root})")
     return 0
 
 
@@ -173,34 +181,38 @@ def cmd_train(args):
 
     from pa3.data import CityscapesSegmentation, class_frequencies, make_loader
     from pa3.losses import class_weights
-    from pa3.models import build_model
+    from pa3.models import build_model, check_input_size
     from pa3.transforms import TrainPreset
 
-    rank, world_size, _, _ = engine.setup_distributed()
+    rank, world_size, _, _ = engine.setup_distributed(args.device)
     try:
         if rank != 0:
             engine.barrier()  # rank 0 prepares data and caches first
-        root = _data_root(args.data)
-        config = TrainConfig(
-            model=args.model, label_space=args.label_space, height=args.height, width=args.width,
-            batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-            loss=args.loss, dice_weight=args.dice_weight, augment=args.augment, lr_schedule=args.lr_schedule,
-            early_stopping=args.early_stopping, max_minutes=args.max_minutes, amp=args.amp,
-            channels_last=args.channels_last, seed=args.seed, num_workers=args.workers,
-            pretrained=_pretrained(args.pretrained), device=args.device, deterministic=not args.nondeterministic,
-            data_root=str(root), max_steps_per_epoch=args.max_steps_per_epoch, sync_bn=args.sync_bn,
-            compile=args.compile)
-        size = (config.height, config.width)
-        train_set = CityscapesSegmentation(root, "train", config.label_space, size,
-                                           transforms=TrainPreset() if config.augment else None)
-        val_set = CityscapesSegmentation(root, "val", config.label_space, size)
-        if args.weighting and config.loss not in ("weighted_ce", "ce_dice"):
-            raise ValueError(f"--weighting needs --loss weighted_ce or ce_dice, not {config.loss!r}")
-        if config.loss == "weighted_ce" or args.weighting:
-            frequencies = class_frequencies(root, "train", config.label_space, size)
-            config.class_weights = class_weights(frequencies, args.weighting or "median").tolist()
-        if rank == 0:
-            engine.barrier()
+        try:
+            root = _data_root(args.data)
+            config = TrainConfig(
+                model=args.model, label_space=args.label_space, height=args.height, width=args.width,
+                batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+                loss=args.loss, dice_weight=args.dice_weight, augment=args.augment, lr_schedule=args.lr_schedule,
+                early_stopping=args.early_stopping, max_minutes=args.max_minutes, amp=args.amp,
+                channels_last=args.channels_last, seed=args.seed, num_workers=args.workers,
+                pretrained=_pretrained(args.pretrained), device=args.device, deterministic=not args.nondeterministic,
+                data_root=str(root), max_steps_per_epoch=args.max_steps_per_epoch, sync_bn=args.sync_bn,
+                compile=args.compile)
+            size = (config.height, config.width)
+            # refuse a size the model cannot take before building a cache at that size
+            check_input_size(config.model, torch.empty(1, 3, *size, device="meta"))
+            train_set = CityscapesSegmentation(root, "train", config.label_space, size,
+                                               transforms=TrainPreset() if config.augment else None)
+            val_set = CityscapesSegmentation(root, "val", config.label_space, size)
+            if args.weighting and config.loss not in ("weighted_ce", "ce_dice"):
+                raise ValueError(f"--weighting needs --loss weighted_ce or ce_dice, not {config.loss!r}")
+            if config.loss == "weighted_ce" or args.weighting:
+                frequencies = class_frequencies(root, "train", config.label_space, size)
+                config.class_weights = class_weights(frequencies, args.weighting or "median").tolist()
+        finally:  # also on an error, so the other ranks do not wait forever (they then fail the same way)
+            if rank == 0:
+                engine.barrier()
 
         train_sampler = val_sampler = None
         if world_size > 1:

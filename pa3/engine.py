@@ -129,7 +129,8 @@ def resolve_amp(amp, device):
     """Autocast dtype for ``amp`` on ``device``: None (fp32) on CPU or with amp="off"."""
     if device.type != "cuda" or amp == "off":
         return None
-    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+    # bf16 only where the GPU computes it natively (Ampere and newer); T4/V100 emulate it slowly
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported(including_emulation=False)):
         return torch.float16
     return torch.bfloat16
 
@@ -143,17 +144,19 @@ def is_main_process():
     return not is_dist() or dist.get_rank() == 0
 
 
-def setup_distributed():
+def setup_distributed(device="auto"):
     """Initialise torch.distributed when launched by torchrun (WORLD_SIZE > 1).
 
+    Args:
+        device: "auto" (one GPU per process when CUDA is available), "cpu" (gloo), or "cuda".
     Returns:
-        (rank, world_size, local_rank, device); (0, 1, 0, resolve_device()) for a single process.
+        (rank, world_size, local_rank, device); (0, 1, 0, resolve_device(device)) for a single process.
     """
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     if world_size <= 1:
-        return 0, 1, 0, resolve_device()
+        return 0, 1, 0, resolve_device(device)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and str(device) != "cpu":
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     else:
@@ -250,16 +253,17 @@ def _get_rng_state(loader):
 
 
 def _set_rng_state(state, loader):
-    torch.set_rng_state(state["torch"])
+    # RNG states must be CPU byte tensors, whatever map_location the checkpoint was loaded with
+    torch.set_rng_state(state["torch"].cpu())
     if state["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"].cpu())
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+    np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                          n["cached_gaussian"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
     for generator, saved in zip(_loader_generators(loader), state["loader"]):
-        generator.set_state(saved)
+        generator.set_state(saved.cpu())
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -570,7 +574,8 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
+        if checkpoint["scaler"]:  # empty when the saved run had no fp16 scaler (CPU, bf16, amp off)
+            scaler.load_state_dict(checkpoint["scaler"])
         epoch, step_in_epoch, global_step = checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["global_step"]
         loss_sum, seconds_so_far = checkpoint["loss_sum"], checkpoint["seconds_so_far"]
         history, best_metrics = checkpoint["history"], checkpoint["best_metrics"]
@@ -753,7 +758,7 @@ def evaluate(model, loader, num_classes, device=None, criterion=None, class_name
     """
     from pa3.metrics import ConfusionMatrix, metrics_from_confusion
 
-    device = device or next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
     confusion = ConfusionMatrix(num_classes, device=device)

@@ -199,7 +199,7 @@ def _pretrained_state(pretrained, weights):
     """``True`` -> download ``weights``; a path -> read it; False/None -> None (never touches the network)."""
     if pretrained is None or pretrained is False:
         return None
-    if pretrained is True:
+    if pretrained is True or pretrained == "imagenet":
         return _download(weights)
     return _read_state_dict(os.fspath(pretrained))
 
@@ -512,7 +512,8 @@ def summary(model, input_size=(256, 512), depth=2):
     was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, *input_size))
+            device = next(model.parameters()).device
+            model.eval()(torch.zeros(1, 3, *input_size, device=device))
     finally:
         model.train(was_training)
         for h in hooks:

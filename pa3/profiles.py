@@ -10,12 +10,10 @@ data with ``PA3_DATA``. Nothing else in a notebook changes between the two.
 """
 import dataclasses
 import os
-import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -75,19 +73,14 @@ def get_profile(name=None, data_root=None):
     return dataclasses.replace(PROFILES[name], data_root=data_root)
 
 
-def seed_everything(seed=0):
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def setup_notebook(profile=None, data_root=None, seed=0):
     """First cell of every notebook: seed, pin threads, quiet warnings, resolve the profile and data.
 
     Returns the Profile, with ``data_root`` resolved to a folder that exists (the embedded synthetic set
     is generated on first use).
     """
+    from pa3.engine import seed_everything
+
     prof = get_profile(profile, data_root)
     seed_everything(seed)
     if prof.threads:

@@ -270,6 +270,7 @@ def test_cli_size_not_divisible_by_32_names_the_nearest_valid_size(tmp_path, mon
     assert main(_train_argv(root, tmp_path / "run", "--height", "100")) == 1
     err = capsys.readouterr().err
     assert "got 100x128, nearest valid size is 96x128 (resize or crop to it)" in err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()  # refused before any work
 
 
 def _files(folder):

@@ -95,3 +95,16 @@ def test_train_then_evaluate_end_to_end(fake_root, tmp_path, capsys):
                  "--split", "test"]) == 0
     assert "placeholders" in capsys.readouterr().err
     assert engine.load_model(run_dir / "best.pt").training is False
+
+
+def test_generate_puts_a_non_default_set_beside_the_default_one(tmp_path, monkeypatch, capsys):
+    """`generate --n-train 2 ...` must not land in data/synthetic, where the next default use would
+    regenerate the default set over it."""
+    import pa3.cli
+
+    default = tmp_path / "data" / "synthetic"
+    monkeypatch.setattr(pa3.cli, "_synthetic_default_root", lambda: default)
+    assert main(["generate", "--n-train", "2", "--n-val", "1", "--n-test", "1"]) == 0
+    custom = tmp_path / "data" / "synthetic_256x512_2-1-1_seed0"
+    assert (custom / "pa3_synthetic.json").exists() and not default.exists()
+    assert f"export PA3_DATA={custom}" in capsys.readouterr().out
