@@ -31,7 +31,8 @@ data: venv
 report: data
 	rm -rf runs/default
 	$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
+	    --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 \
+	    --ExecutePreprocessor.record_timing=False $(NOTEBOOKS)
 	@echo "notebooks executed in place; figures written to figures/"
 
 test: data

@@ -297,14 +297,16 @@ def cmd_evaluate(args):
     loader = make_loader(dataset, args.batch_size, train=False, num_workers=args.workers)
     metrics = engine.evaluate(model, loader, dataset.num_classes, device=device, label_space=config.label_space,
                               sliding_window=args.sliding_window)
-    if _looks_like_placeholders(metrics, config.label_space):
-        print(f"warning: the {args.split} labels under {root} hold no evaluated class: they look like the "
-              f"placeholders of Cityscapes' test split, so these metrics are meaningless", file=sys.stderr)
-    summary = {"checkpoint": str(args.checkpoint), "data": str(root), "split": args.split,
-               "size": list(size) if size else None, **engine.metrics_summary(metrics, metrics["class_names"])}
     if args.out:
         write_predictions(model, dataset, args.out, args.batch_size, args.sliding_window, args.workers)
         print(f"wrote {len(dataset)} labelId PNGs to {args.out}")
+    if _looks_like_placeholders(metrics, config.label_space):
+        print(f"note: the {args.split} labels under {root} hold no evaluated class: they look like the "
+              f"placeholders of Cityscapes' test split (no public ground truth), so no metrics are reported. "
+              f"Submit the --out PNGs to the benchmark server, or evaluate a labelled split (val).", file=sys.stderr)
+        return 0
+    summary = {"checkpoint": str(args.checkpoint), "data": str(root), "split": args.split,
+               "size": list(size) if size else None, **engine.metrics_summary(metrics, metrics["class_names"])}
     metrics_path = Path(args.metrics or (Path(args.out) / "metrics.json" if args.out
                                          else Path(args.checkpoint).parent / f"eval_{args.split}.json"))
     metrics_path.parent.mkdir(parents=True, exist_ok=True)

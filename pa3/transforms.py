@@ -19,7 +19,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as TF
-from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
@@ -27,8 +26,6 @@ from pa3.labels import IGNORE_INDEX
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-# Padding value per tv_tensor type: ignore for masks, black for images (for v2 pipelines, e.g. RandomScale).
-FILL = {tv_tensors.Mask: IGNORE_INDEX, "others": 0}
 _MEAN_255 = torch.tensor(MEAN, dtype=torch.float32).mul(255.0).view(3, 1, 1)
 _STD_255 = torch.tensor(STD, dtype=torch.float32).mul(255.0).view(3, 1, 1)
 _GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights (ColorJitter's saturation/contrast)
@@ -53,29 +50,6 @@ def denormalize(image):
     std = torch.tensor(STD).view(shape)
     out = (image * std + mean).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
     return np.ascontiguousarray(out.movedim(-3, -1).numpy())
-
-
-class RandomScale(v2.Transform):
-    """Resize image and mask together by one random factor drawn uniformly from ``scale``.
-
-    A ``v2.Transform`` for composing v2 pipelines on tv_tensors; ``TrainPreset`` uses ``scale_crop``, which
-    resizes only the part of the image that the crop keeps.
-    """
-
-    def __init__(self, scale=(0.75, 1.25)):
-        super().__init__()
-        self.scale = tuple(float(s) for s in scale)
-
-    def make_params(self, flat_inputs):
-        height, width = v2.query_size(flat_inputs)
-        factor = float(torch.empty(()).uniform_(*self.scale))
-        return {"size": [max(1, round(height * factor)), max(1, round(width * factor))]}
-
-    def transform(self, inpt, params):
-        # NEAREST_EXACT samples pixel centres like bilinear does (plain NEAREST shifts masks by up to 1 px).
-        if isinstance(inpt, tv_tensors.Mask):
-            return F.resize(inpt, params["size"], interpolation=v2.InterpolationMode.NEAREST_EXACT)
-        return F.resize(inpt, params["size"], interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
 
 
 def _finish(image, mask):

@@ -90,10 +90,14 @@ def test_train_then_evaluate_end_to_end(fake_root, tmp_path, capsys):
                  "--out", str(tmp_path / "small")]) == 0
     assert np.asarray(Image.open(tmp_path / "small" / pngs[0])).shape == (64, 128)
 
-    # the test split's placeholder labels are evaluated with a warning
+    # the test split's placeholder labels: predictions are written, metrics never reported
+    capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(run_dir / "best.pt"), "--data", str(fake_root),
-                 "--split", "test"]) == 0
-    assert "placeholders" in capsys.readouterr().err
+                 "--split", "test", "--out", str(tmp_path / "test_preds")]) == 0
+    captured = capsys.readouterr()
+    assert "placeholders" in captured.err and "no metrics are reported" in captured.err
+    assert "mIoU" not in captured.out and not (tmp_path / "test_preds" / "metrics.json").exists()
+    assert list((tmp_path / "test_preds").glob("*_pred_labelIds.png"))
     assert engine.load_model(run_dir / "best.pt").training is False
 
 
