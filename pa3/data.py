@@ -26,6 +26,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from pa3 import project_dir
 from pa3.labels import IGNORE_INDEX, check_space, class_names, decode_lut, encode_lut, num_classes
 from pa3.transforms import EvalPreset
 
@@ -34,8 +35,6 @@ LABEL_FILES = ("labelIds", "labelTrainIds")
 CACHE_VERSION = 1
 # Resized caches are used automatically up to this many pixels per image (512 x 1024).
 AUTO_CACHE_MAX_PIXELS = 512 * 1024
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 _IMAGE_RE = re.compile(r"^(?P<stem>.+_\d+_\d+)_leftImg8bit\.png$")
 _VOID_LABEL_IDS = {0, 1, 2, 3}  # unlabeled, ego vehicle, rectification border, out of roi
 _MAX_LABEL_ID = 33
@@ -171,13 +170,14 @@ def read_csv_list(csv_path, root=None):
     Returns:
         list of (image path, label path) in file order.
     Raises:
-        DatasetError: a row with fewer than two columns, or files that do not exist (rows named).
+        DatasetError: a row with fewer than two columns, files that do not exist, or (for Cityscapes file
+            names) an image paired with another frame's label; the rows are named.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DatasetError(f"CSV list {csv_path} does not exist")
     base = Path(root) if root is not None else csv_path.parent
-    pairs, missing = [], []
+    pairs, missing, crossed = [], [], []
     with open(csv_path, newline="") as f:
         rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), 1)]
     rows = [(n, row) for n, row in rows if any(row)]
@@ -190,7 +190,15 @@ def read_csv_list(csv_path, root=None):
         for p in pair:
             if not p.is_file():
                 missing.append(f"row {n}: {p}")
+        image_match = _IMAGE_RE.match(pair[0].name)
+        label_match = re.match(r"^(?P<stem>.+_\d+_\d+)_gtFine_", pair[1].name)
+        if image_match and label_match and image_match["stem"] != label_match["stem"]:
+            crossed.append(f"row {n}: {pair[0].name} with {pair[1].name}")
         pairs.append(pair)
+    if crossed:  # Cityscapes names carry <city>_<seq>_<frame>: a row that pairs two frames is a shifted list
+        raise DatasetError(
+            f"{csv_path}: {len(crossed)} row(s) pair an image with the label of another frame: {_first(crossed)}.\n"
+            "Each row must hold the image and the label of the same <city>_<seq>_<frame>; fix the list.")
     if missing:
         raise DatasetError(
             f"{csv_path}: {len(missing)} listed file(s) do not exist: {_first(missing)}.\n"
@@ -420,12 +428,13 @@ def check_dataset(root, splits=None, label_file="labelIds", threads=None):
 
 
 def default_cache_dir():
-    """``$PA3_CACHE`` if set, else ``<repo>/data/cache`` (``~/.cache/pa3`` when the repo is read-only)."""
+    """``$PA3_CACHE`` if set, else ``data/cache`` of ``pa3.project_dir()`` (``~/.cache/pa3`` where that is
+    read-only)."""
     env = os.environ.get("PA3_CACHE", "").strip()
     if env:
         return Path(env).expanduser()
-    if os.access(REPO_ROOT, os.W_OK):
-        return REPO_ROOT / "data" / "cache"
+    if os.access(project_dir(), os.W_OK):
+        return project_dir() / "data" / "cache"
     return Path.home() / ".cache" / "pa3"
 
 

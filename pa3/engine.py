@@ -229,9 +229,18 @@ def _loader_generators(loader):
     return unique
 
 
+def _rank():
+    return dist.get_rank() if is_dist() else 0
+
+
 def _seed_epoch(seed, epoch, loader):
-    """Make the epoch's shuffle order, augmentations and dropout a function of (seed, epoch) only."""
-    epoch_seed = _epoch_seed(seed, epoch)
+    """Make the epoch's shuffle order, augmentations and dropout a function of (seed, epoch, rank) only.
+
+    Under torchrun every rank draws its own augmentations and dropout (an offset per rank; rank 0 and a
+    single process get the same seeds); the DistributedSampler's shuffle depends on (its seed, epoch) alone,
+    so the ranks still split one permutation of the data between them.
+    """
+    epoch_seed = _epoch_seed(seed, epoch) + 1_000_003 * _rank()
     seed_everything(epoch_seed)
     for generator in _loader_generators(loader):
         generator.manual_seed(epoch_seed)
@@ -250,6 +259,16 @@ def _get_rng_state(loader):
         "python": {"version": version, "state": list(py_state), "gauss_next": gauss_next},
         "loader": [g.get_state() for g in _loader_generators(loader)],
     }
+
+
+def _gather_rng_states(loader):
+    """Every rank's ``_get_rng_state``, in rank order (a list of one without torchrun); all ranks must call."""
+    state = _get_rng_state(loader)
+    if not is_dist():
+        return [state]
+    states = [None] * dist.get_world_size()
+    dist.all_gather_object(states, state)
+    return states
 
 
 def _set_rng_state(state, loader):
@@ -579,7 +598,9 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
         epoch, step_in_epoch, global_step = checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["global_step"]
         loss_sum, seconds_so_far = checkpoint["loss_sum"], checkpoint["seconds_so_far"]
         history, best_metrics = checkpoint["history"], checkpoint["best_metrics"]
-        rng_state = checkpoint["rng_state"] if step_in_epoch > 0 else None
+        if step_in_epoch > 0:  # resumed mid-epoch: restore this rank's RNG state at that step
+            states = checkpoint.get("rng_states") or [checkpoint["rng_state"]]
+            rng_state = states[_rank() % len(states)]
         if main:
             print(f"resuming {run_dir} at epoch {epoch + 1} step {step_in_epoch}")
     if main:
@@ -588,9 +609,12 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
         except OSError as error:
             raise OSError(f"cannot create run folder {run_dir}: {error}. Choose a writable run folder "
                           f"(run_dir, --run-dir on the command line).") from error
+        if not resume:  # starting over: nothing of an earlier run may mix with this one
+            for name in ("last.pt", "best.pt", "history.json", "history.csv", "metrics.json"):
+                (run_dir / name).unlink(missing_ok=True)
         write_json(run_dir / "config.json", config.to_dict())
 
-    def checkpoint_state():
+    def checkpoint_state(rng_states=None):
         return {
             "model": unwrap(model).state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -598,7 +622,7 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
             "scaler": scaler.state_dict(),
             "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
             "loss_sum": loss_sum, "seconds_so_far": seconds_so_far,
-            "rng_state": _get_rng_state(train_loader),
+            "rng_states": rng_states,  # one per rank: augmentation differs between ranks
             "config": config.to_dict(), "history": history, "best_metrics": best_metrics,
             "model_name": config.model, "num_classes": num_classes,
         }
@@ -640,10 +664,11 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
             step_in_epoch, loss_sum, rng_state = result["steps"], result["loss_sum"], None
             seconds_so_far += time.monotonic() - started
 
-            if result["interrupted"]:
+            if result["interrupted"]:  # on every rank at the same step (_sync_step)
                 status = "interrupted"
+                rng_states = _gather_rng_states(train_loader)
                 if main:
-                    save_checkpoint(checkpoint_state(), last_path)
+                    save_checkpoint(checkpoint_state(rng_states), last_path)
                 break
 
             eval_started = time.monotonic()
@@ -663,9 +688,11 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
             if main:
                 print(f"epoch {epoch}/{config.epochs}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}"
                       f"  pixel_acc {row['pixel_acc']:.4f}  miou {row['miou']:.4f}")
-                save_checkpoint(checkpoint_state(), last_path)
+                # best.pt first: a kill between the two writes then leaves last.pt one epoch behind (that
+                # epoch is redone on resume), never a last.pt whose best epoch has no best.pt
                 if improved:
                     save_checkpoint(_best_state(unwrap(model), config, num_classes, epoch, best_metrics, history), best_path)
+                save_checkpoint(checkpoint_state(), last_path)
                 write_run_folder("running")
             barrier()
             if epoch < config.epochs and _any_process(should_stop()):
@@ -742,12 +769,13 @@ def predict(model, images, sliding_window=None):
 
 
 @torch.no_grad()
-def evaluate(model, loader, num_classes, device=None, criterion=None, class_names=None, label_space=None,
+def evaluate(model, loader, num_classes=None, device=None, criterion=None, class_names=None, label_space=None,
              sliding_window=None, amp_dtype=None, channels_last=False):
     """Evaluate on a whole split with one streaming confusion matrix (summed over processes).
 
     Args:
         loader: DataLoader of (image (N,3,H,W), mask (N,H,W) int64, 255 = ignore).
+        num_classes: default ``loader.dataset.num_classes`` (pa3's datasets have it).
         device: default the model's device.
         criterion: optional loss module; adds "loss" (mean over images).
         class_names, label_space: names and category table for the metrics (default from num_classes).
@@ -758,6 +786,11 @@ def evaluate(model, loader, num_classes, device=None, criterion=None, class_name
     """
     from pa3.metrics import ConfusionMatrix, metrics_from_confusion
 
+    if num_classes is None:
+        num_classes = getattr(loader.dataset, "num_classes", None)
+        if num_classes is None:
+            raise ValueError(f"{type(loader.dataset).__name__} has no num_classes attribute: pass "
+                             "evaluate(model, loader, num_classes=...)")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()

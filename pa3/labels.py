@@ -61,12 +61,25 @@ def encode_lut(space="trainId"):
 
 
 def encode(label_ids, space="trainId"):
-    """Map a labelId array (any integer dtype, values 0..255) to class indices of ``space`` (uint8)."""
-    return encode_lut(space)[np.asarray(label_ids, dtype=np.uint8)]
+    """Map a labelId array (any integer dtype, values 0..255) to class indices of ``space`` (uint8).
+
+    Values outside 0..255 (uint16 instance ids such as 26001, negative numbers) raise ValueError instead
+    of wrapping around; ids 34..255 are unknown and map to 255.
+    """
+    label_ids = np.asarray(label_ids)
+    if label_ids.dtype != np.uint8 and label_ids.size and (label_ids.min() < 0 or label_ids.max() > 255):
+        raise ValueError(f"labelIds must be 0..255, got values in [{label_ids.min()}, {label_ids.max()}]: "
+                         "is this a *_gtFine_instanceIds.png (id * 1000 + instance)? Use *_gtFine_labelIds.png, "
+                         "or divide instance ids >= 1000 by 1000 first")
+    return encode_lut(space)[label_ids.astype(np.uint8)]
 
 
 def decode_lut(space="trainId"):
-    """Lookup table uint8 (256,): class index of ``space`` -> labelId; 255 and unknown -> 0 (unlabeled)."""
+    """Lookup table uint8 (256,): class index of ``space`` -> labelId; 255 and unknown -> 0 (unlabeled).
+
+    The reverse of ``encode_lut`` for writing labelId PNGs: a labelId PNG never holds 255 (the official
+    evaluation only knows 0..33), so ignored pixels are written as 0, "unlabeled", which it ignores too.
+    """
     lut = np.zeros(256, dtype=np.uint8)
     for i, l in enumerate(_classes(space)):
         lut[i] = l.id

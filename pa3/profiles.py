@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from pa3 import project_dir
+
+REPO_ROOT = project_dir()  # data/, runs/, figures/ live here (see pa3.project_dir)
 
 
 @dataclass(frozen=True)

@@ -379,8 +379,9 @@ def results_table(metrics_by_model, label_space="trainId", classes=REPORT_CLASSE
     """Tables 5 and 6 in one DataFrame: per-class IoU, mIoU and pixel accuracy in percent (1 decimal).
 
     Args:
-        metrics_by_model: {model name: metrics dict with "iou" (per-class list, fractions), "miou" and
-            "pixel_acc" (fractions)}, e.g. from ``pa3.engine.evaluate``; row order = insertion order.
+        metrics_by_model: {model name: metrics dict with "iou" (per-class list, or {class name: IoU} as
+            in a run folder's metrics.json; fractions), "miou" and "pixel_acc" (fractions)}, e.g. from
+            ``pa3.engine.evaluate``; row order = insertion order.
         label_space: label space in which "iou" is indexed.
         classes: class names to tabulate (report's five by default).
     Returns:
@@ -392,7 +393,10 @@ def results_table(metrics_by_model, label_space="trainId", classes=REPORT_CLASSE
     columns = [SHORT_NAMES.get(c, c) for c in classes] + ["mIoU", "Pixacc"]
     rows = []
     for metrics in metrics_by_model.values():
-        iou = [float(x) if x is not None else np.nan for x in metrics.get("iou", [np.nan] * len(names))]
+        iou = metrics.get("iou", [np.nan] * len(names))
+        if isinstance(iou, dict):  # {class name: IoU}, as in a run folder's metrics.json
+            iou = [iou.get(name) for name in names]
+        iou = [float(x) if x is not None else np.nan for x in iou]
         values = [iou[i] for i in indices] + [metrics.get("miou", np.nan), metrics.get("pixel_acc", np.nan)]
         rows.append([round(100 * float(v), 1) if v is not None else np.nan for v in values])
     df = pd.DataFrame(rows, columns=columns, index=pd.Index(list(metrics_by_model), name="Method"))

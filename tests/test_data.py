@@ -47,6 +47,28 @@ def test_encode_lut_matches_cityscapesscripts_for_every_id():
     assert set(range(34)) <= set(id2label)
 
 
+def test_names_colours_and_categories_match_cityscapesscripts():
+    for space, table in (("trainId", [trainId2label[t] for t in range(19)]),
+                         ("labelId", [id2label[i] for i in range(34)])):
+        assert labels.num_classes(space) == len(table)
+        assert labels.class_names(space) == [l.name for l in table]
+        assert labels.palette(space).tolist() == [list(l.color) for l in table]
+        # evaluated classes carry their cityscapesscripts category; void/ignored ones -1
+        expected = [labels.CATEGORIES.index(l.category) if not l.ignoreInEval else -1 for l in table]
+        assert labels.category_index(space).tolist() == expected
+    assert labels.CATEGORIES == sorted({l.category for l in id2label.values() if not l.ignoreInEval},
+                                       key=lambda c: min(l.categoryId for l in id2label.values() if l.category == c))
+    assert labels.REPORT_CLASSES == tuple(id2label[i].name for i in (11, 20, 24, 26, 33))
+
+
+def test_encode_refuses_values_that_would_wrap_around():
+    assert labels.encode(np.array([26, 200], dtype=np.uint16), "labelId").tolist() == [26, 255]
+    with pytest.raises(ValueError, match=r"\[26001, 26001\].*instanceIds"):
+        labels.encode(np.array([26001], dtype=np.uint16))
+    with pytest.raises(ValueError, match="0..255"):
+        labels.encode(np.array([-1]))
+
+
 def test_to_label_ids_inverts_encode():
     for t in range(19):
         assert labels.to_label_ids(np.array([t]), "trainId")[0] == trainId2label[t].id
@@ -128,6 +150,14 @@ def test_read_csv_list_names_missing_rows(root):
     (root / "short.csv").write_text("a.png\n")
     with pytest.raises(DatasetError, match="row 1"):
         read_csv_list(root / "short.csv")
+
+
+def test_read_csv_list_refuses_a_shifted_list(root):
+    pairs = find_pairs(root, "train")
+    shifted = [(i, l) for (i, _), (_, l) in zip(pairs, pairs[1:] + pairs[:1])]  # labels moved down a row
+    (root / "shifted.csv").write_text("".join(f"{i},{l}\n" for i, l in shifted))
+    with pytest.raises(DatasetError, match=r"(?s)row 1: .*_leftImg8bit\.png with .*_gtFine_labelIds\.png.*same <city>_<seq>_<frame>"):
+        read_csv_list(root / "shifted.csv")
 
 
 # -- checker ------------------------------------------------------------------------------------

@@ -123,7 +123,7 @@ def test_overfit_one_batch_lowers_loss(tiny):
     model = tiny["TinyNet"]()
     model.features[3].p = 0.0  # no dropout: plain memorisation
     batch = next(iter(tiny["tiny_loaders"](batch_size=8)[0]))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = ce()(model(batch[0]), batch[1]).item()
     result = engine.train_one_epoch(model, ce(), optimizer, [batch] * 30, torch.device("cpu"), epoch=1)
     last = ce()(model(batch[0]), batch[1]).item()
@@ -358,3 +358,85 @@ def test_resume_after_every_step_with_augmentation_equals_uninterrupted(tiny, tm
             break
     assert calls == 6
     assert state_equal(reference.state_dict(), model.state_dict())
+
+
+def test_sigterm_mid_epoch_stops_cleanly_then_resume_equals_uninterrupted(tiny, tmp_path):
+    """SIGTERM (what a cluster or Colab sends before it kills) saves the step it is at; resuming ends
+    bit-identical to a run that was never stopped."""
+    reference = tiny["run"](tmp_path / "reference")
+    run_dir, marker = tmp_path / "terminated", tmp_path / "marker"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
+    command = [sys.executable, str(tiny["path"]), str(run_dir)]
+    process = subprocess.Popen(command + [str(marker), "6"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "the subprocess never reached step 6"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err.decode()
+    assert "stopped (SIGTERM)" in out.decode() and "Run the same command again" in out.decode()
+    checkpoint = load_checkpoint(run_dir / "last.pt")
+    assert checkpoint["epoch"] == 1 and checkpoint["step_in_epoch"] >= 2  # mid-epoch 2, not the epoch start
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    assert state_equal(reference.state_dict(), load_checkpoint(run_dir / "last.pt")["model"])
+
+
+def test_best_is_written_before_last(tiny, tmp_path, monkeypatch):
+    """A kill between the two end-of-epoch writes must never leave a last.pt whose best epoch has no best.pt."""
+    order = []
+    save = engine.save_checkpoint
+    monkeypatch.setattr(engine, "save_checkpoint", lambda state, path: (order.append(Path(path).name), save(state, path)))
+    train, val = tiny["tiny_loaders"]()
+    fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=1), tmp_path, criterion=ce(), num_classes=3)
+    assert order == ["best.pt", "last.pt"]
+
+
+def test_force_restart_clears_the_old_run(tiny, tmp_path):
+    train, val = tiny["tiny_loaders"]()
+    fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=2), tmp_path, criterion=ce(), num_classes=3)
+    # starting over: a run stopped before its first checkpoint leaves nothing of the old run behind
+    fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=1, max_minutes=1e-9), tmp_path,
+        criterion=ce(), num_classes=3, resume=False)
+    assert not (tmp_path / "best.pt").exists() and json.loads((tmp_path / "history.json").read_text()) == []
+    assert load_checkpoint(tmp_path / "last.pt")["step_in_epoch"] == 1
+
+
+def test_every_rank_draws_its_own_augmentation(tiny, monkeypatch):
+    """Under torchrun the same (seed, epoch) must not give every rank the same crops and flips; rank 0
+    keeps the single-process seeds (so a 1-process run is unchanged)."""
+    train, _ = tiny["tiny_loaders"]()
+    draws = {}
+    for rank in (0, 1, 0):
+        monkeypatch.setattr(engine, "_rank", lambda rank=rank: rank)
+        engine._seed_epoch(0, 3, train)
+        draws.setdefault(rank, []).append(torch.rand(4))
+    assert torch.equal(draws[0][0], draws[0][1]) and not torch.equal(draws[0][0], draws[1][0])
+    engine.seed_everything(engine._epoch_seed(0, 3))
+    assert torch.equal(torch.rand(4), draws[0][0])
+
+
+def test_overfit_registered_model_on_embedded_scenes(tmp_path):
+    """The report's baseline FCN memorises one batch of the synthetic street scenes in 30 Adam steps."""
+    from pa3.data import CityscapesSegmentation
+    from pa3.losses import build_loss
+    from pa3.models import build_model
+    from pa3.synthetic import SyntheticConfig, generate
+
+    root = generate(tmp_path / "syn", SyntheticConfig(n_train=4, n_val=1, n_test=1, height=64, width=128),
+                    workers=1, progress=False)
+    dataset = CityscapesSegmentation(root, "train", size=(64, 128), cache=False)
+    images, masks = map(torch.stack, zip(*(dataset[i] for i in range(4))))
+    torch.manual_seed(0)
+    model = build_model("fcn", dataset.num_classes)
+    criterion = build_loss("ce", dataset.num_classes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with torch.no_grad():  # training mode (batch statistics) before and after, on equal terms
+        first = criterion(model(images), masks).item()
+    result = engine.train_one_epoch(model, criterion, optimizer, [(images, masks)] * 30, torch.device("cpu"), epoch=1)
+    with torch.no_grad():
+        last = criterion(model.train()(images), masks).item()
+    assert result["steps"] == 30 and last < 0.3 * first, (first, last)

@@ -117,3 +117,26 @@ def test_ensure_synthetic_reuses_then_regenerates(tmp_path, capsys):
     assert "generated" in capsys.readouterr().out
     assert len(list(root.glob("leftImg8bit/val/*/*.png"))) == 3
     assert json.loads(stamp.read_text())["config"]["n_val"] == 3
+
+
+def test_generate_refuses_a_folder_it_did_not_write(tmp_path):
+    real = tmp_path / "cityscapes"
+    label = real / "gtFine" / "val" / "lindau" / "lindau_000000_000019_gtFine_labelIds.png"
+    label.parent.mkdir(parents=True)
+    label.write_bytes(b"not ours")
+    with pytest.raises(FileExistsError, match=r"no pa3_synthetic\.json.*would delete it.*--root NEW_FOLDER"):
+        generate(real, TINY, workers=1, progress=False)
+    with pytest.raises(FileExistsError):
+        ensure_synthetic(real, TINY)
+    assert label.read_bytes() == b"not ours" and not (real / synthetic.STAMP_NAME).exists()
+
+
+def test_interrupted_generation_is_redone(tmp_path):
+    root = generate(tmp_path / "syn", TINY, workers=1, progress=False)
+    stamp = root / synthetic.STAMP_NAME
+    # as a run killed mid-way leaves it: the stamp says incomplete, some files are missing
+    stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "complete": False}))
+    victim = next((root / "gtFine").rglob("*_gtFine_labelIds.png"))
+    victim.unlink()
+    ensure_synthetic(root, TINY)
+    assert victim.exists() and "complete" not in json.loads(stamp.read_text())

@@ -139,6 +139,10 @@ def test_results_table_percentages():
     assert df.loc["Ours"].tolist() == [50.0] * 6 + [92.0]
     df = viz.results_table(metrics, space, classes=("road",))
     assert list(df.columns) == ["road", "mIoU", "Pixacc"] and np.isnan(df.loc["Baseline", "road"])
+    # a run folder's metrics.json keys the IoU by class name (absent classes: null)
+    names = labels.class_names(space)
+    saved = {"Baseline": {**metrics["Baseline"], "iou": {n: (None if np.isnan(v) else v) for n, v in zip(names, iou)}}}
+    assert viz.results_table(saved, space).loc["Baseline"].tolist() == [63.1, 20.1, 30.2, 50.8, 12.2, 25.4, 83.1]
 
 
 def test_markdown_writer_exact_and_save_table(tmp_path):
