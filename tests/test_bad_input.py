@@ -213,7 +213,7 @@ def test_disk_full_on_the_first_checkpoint_leaves_nothing_partial(tmp_path, monk
     with pytest.raises(OSError) as error:
         _tiny_fit(run)
     message = str(error.value)
-    assert f"could not write last.pt in run folder {run}" in message and "No space left" in message
+    assert f"could not write best.pt in run folder {run}" in message and "No space left" in message
     assert "free disk space or choose another run folder" in message
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # no last.pt, no best.pt, no *.tmp
 
