@@ -15,7 +15,7 @@ from torch.utils.data import RandomSampler
 
 from benchmarks.common import Result, count_flops, ensure_full_data, matmul_peak_flops, skipped, sync
 from pa3.data import CityscapesSegmentation, make_loader
-from pa3.engine import train_one_epoch
+from pa3.engine import to_device, train_one_epoch
 from pa3.losses import build_loss
 from pa3.models import build_model
 from pa3.transforms import TrainPreset
@@ -87,10 +87,7 @@ def _train_model(ctx, dataset, name, batch, steps, repeats, workers, peak, warmu
     loader = make_loader(dataset, batch, train=True, num_workers=workers, sampler=sampler)
 
     it = iter(loader)
-    images, masks = next(it)
-    images, masks = images.to(device), masks.to(device)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
+    images, masks = to_device(*next(it), device, channels_last)  # the bare step's batch, model-ready
     flops = step_flops(name, criterion, tuple(images.shape), device)
     if warmup:  # allocator, oneDNN/cuDNN primitives; without it the pipeline goes first and pays for them
         bare_steps(model, criterion, optimizer, images, masks, warmup, device, amp_dtype)
@@ -181,7 +178,7 @@ def run(ctx):
     else:  # a UNet step at 256x512 costs ~785 GFLOP per sample: 2 steps of 2 samples, no warm-up
         size, plan = (256, 512), {"fcn": (4, 8, 2, 1), "unet": (2, 2, 1, 0)}
     workers = 4 if ctx.cuda else 1
-    dataset = CityscapesSegmentation(root, "train", size=size, transforms=TrainPreset(), cache=True,
+    dataset = CityscapesSegmentation(root, "train", size=size, transforms=TrainPreset(normalize=False), cache=True,
                                      cache_dir=ctx.workdir / "cache")
     peak = matmul_peak_flops(ctx.device, size=256 if ctx.smoke else 2048)
     rows = []

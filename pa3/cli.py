@@ -182,7 +182,7 @@ def cmd_train(args):
     from pa3.data import CityscapesSegmentation, class_frequencies, make_loader
     from pa3.losses import class_weights
     from pa3.models import build_model, check_input_size
-    from pa3.transforms import TrainPreset
+    from pa3.transforms import EvalPreset, TrainPreset
 
     rank, world_size, _, _ = engine.setup_distributed(args.device)
     try:
@@ -202,9 +202,11 @@ def cmd_train(args):
             size = (config.height, config.width)
             # refuse a size the model cannot take before building a cache at that size
             check_input_size(config.model, torch.empty(1, 3, *size, device="meta"))
-            train_set = CityscapesSegmentation(root, "train", config.label_space, size,
-                                               transforms=TrainPreset() if config.augment else None)
-            val_set = CityscapesSegmentation(root, "val", config.label_space, size)
+            # uint8 items (5x fewer bytes from the loader workers); fit() normalises batches on the device
+            train_set = CityscapesSegmentation(
+                root, "train", config.label_space, size,
+                transforms=TrainPreset(normalize=False) if config.augment else EvalPreset(normalize=False))
+            val_set = CityscapesSegmentation(root, "val", config.label_space, size, EvalPreset(normalize=False))
             if args.weighting and config.loss not in ("weighted_ce", "ce_dice"):
                 raise ValueError(f"--weighting needs --loss weighted_ce or ce_dice, not {config.loss!r}")
             if config.loss == "weighted_ce" or args.weighting:

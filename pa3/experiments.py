@@ -18,7 +18,7 @@ from pa3.data import CityscapesSegmentation, class_frequencies, find_pairs, make
 from pa3.engine import TrainConfig, fit, load_model, seed_everything
 from pa3.losses import class_weights
 from pa3.models import build_model
-from pa3.transforms import TrainPreset
+from pa3.transforms import EvalPreset, TrainPreset
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,17 @@ def check_experiment(name):
 
 
 def datasets(profile, augment=False):
-    """(train, val) datasets of the profile, resized once to the profile's size and cached."""
+    """(train, val) datasets of the profile, resized once to the profile's size and cached.
+
+    Their items are uint8 (presets with ``normalize=False``), for loaders: ``fit`` normalises each batch
+    on the device.
+    """
     size = (profile.height, profile.width)
-    transforms = TrainPreset() if augment else None
+    transforms = TrainPreset(normalize=False) if augment else EvalPreset(normalize=False)
     train = CityscapesSegmentation(profile.data_root, "train", profile.label_space, size, transforms)
     val_pairs = find_pairs(profile.data_root, "val")[: profile.val_limit]
-    val = CityscapesSegmentation(profile.data_root, "val", profile.label_space, size, pairs=val_pairs)
+    val = CityscapesSegmentation(profile.data_root, "val", profile.label_space, size, EvalPreset(normalize=False),
+                                 pairs=val_pairs)
     return train, val
 
 

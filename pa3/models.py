@@ -24,6 +24,7 @@ and says where to put the file when offline; a path loads a local state dict.
 """
 import math
 import os
+import pickle
 import urllib.parse
 
 import torch
@@ -188,7 +189,13 @@ def _read_state_dict(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"pretrained weights file {path!s} not found; pass pretrained=True to download "
                                 f"torchvision's weights, or pretrained=False")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise pickle.UnpicklingError(
+            f"refusing to load {path!s}: it holds more than tensors (pickled code, which torch.load(..., "
+            f"weights_only=True) does not run). Save the weights with torch.save(model.state_dict(), path) "
+            f"from a source you trust. ({str(error).splitlines()[0]})") from None
     for key in ("state_dict", "model"):  # common checkpoint wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -96,9 +96,12 @@ def setup_notebook(profile=None, data_root=None, seed=0):
     else:
         root = Path(prof.data_root).expanduser()
         if not root.exists():
+            from pa3.data import HOW_TO_GET
+
             raise FileNotFoundError(
-                f"data root {root} does not exist; set PA3_DATA to your Cityscapes folder "
-                "(it holds leftImg8bit/ and gtFine/) or unset it to use the embedded synthetic data")
+                f"data root {root} does not exist; set PA3_DATA (or DATA_ROOT in the parameters cell) to your "
+                f"Cityscapes folder (it holds leftImg8bit/ and gtFine/), or leave both unset to use the embedded "
+                f"synthetic data.\n{HOW_TO_GET}")
     prof = dataclasses.replace(prof, data_root=str(root))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"profile {prof.name!r}: frames resized to {prof.height}x{prof.width}, "

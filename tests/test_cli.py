@@ -101,6 +101,25 @@ def test_train_then_evaluate_end_to_end(fake_root, tmp_path, capsys):
     assert engine.load_model(run_dir / "best.pt").training is False
 
 
+def test_train_weighted_loss_takes_class_weights_from_the_training_split(fake_root, tmp_path, capsys):
+    """--loss weighted_ce --weighting enet: weights computed from the split's pixel frequencies, saved in
+    the run's config; --weighting without a weighted loss is refused."""
+    from pa3.data import class_frequencies
+    from pa3.losses import class_weights
+
+    run_dir = tmp_path / "weighted"
+    common = ["--data", str(fake_root), "--height", "64", "--width", "128", "--batch-size", "2", "--epochs", "1"]
+    assert main(["train", *common, "--loss", "weighted_ce", "--weighting", "enet", "--augment",
+                 "--run-dir", str(run_dir)]) == 0
+    saved = json.loads((run_dir / "config.json").read_text())
+    expected = class_weights(class_frequencies(fake_root, "train", "trainId", (64, 128)), "enet")
+    assert saved["loss"] == "weighted_ce" and saved["augment"] is True
+    assert np.allclose(saved["class_weights"], expected.tolist())
+    capsys.readouterr()
+    assert main(["train", *common, "--weighting", "median", "--run-dir", str(tmp_path / "plain")]) == 1
+    assert "--weighting needs --loss weighted_ce" in capsys.readouterr().err
+
+
 def test_generate_puts_a_non_default_set_beside_the_default_one(tmp_path, monkeypatch, capsys):
     """`generate --n-train 2 ...` must not land in data/synthetic, where the next default use would
     regenerate the default set over it."""

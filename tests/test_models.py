@@ -1,6 +1,7 @@
 """Tests for pa3.models: shapes and gradients of every registered model, hand-counted parameters of the
 report's Tables 1-2, errors (typo, input size, pretrained offline) and initialisation."""
 import math
+import pickle
 import urllib.error
 
 import pytest
@@ -142,6 +143,11 @@ def test_pretrained_file_loads_backbone(tmp_path, no_network):
         build_model("resnet50_deconv", 5, pretrained=wrong)
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         build_model("resnet50_deconv", 5, pretrained=tmp_path / "nope.pth")
+    # a "weights" file carrying pickled code is refused, with the reason and the fix, and nothing runs
+    evil = tmp_path / "evil.pth"
+    torch.save({"state_dict": resnet.state_dict(), "hook": print}, evil)
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing to load .*evil\.pth.*torch.save\(model.state_dict\(\)"):
+        build_model("resnet50_deconv", 5, pretrained=evil)
 
 
 def test_deeplabv3_file_keeps_all_but_class_conv(tmp_path, no_network):

@@ -222,3 +222,43 @@ def test_augmentation_is_reproducible_from_torch_seed_only():
     torch.manual_seed(124)
     x2, _ = preset(image, mask)
     assert not torch.equal(x2, outputs[0][0][0])
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"rotation": 0.0}, {"color_jitter": 0.0, "rotation": 0.0}])
+def test_uint8_output_is_the_rounded_float_output(kwargs):
+    """normalize=False (what loaders use) gives the same sample, rounded to uint8, with a uint8 mask;
+    engine.to_device turns the batch back into what the model takes."""
+    from pa3.engine import to_device
+
+    image, mask = smooth_image(), scene()[1]
+    torch.manual_seed(7)
+    floats = [TrainPreset(crop_size=(40, 56), **kwargs)(image, mask) for _ in range(4)]
+    torch.manual_seed(7)
+    small = [TrainPreset(crop_size=(40, 56), normalize=False, **kwargs)(image, mask) for _ in range(4)]
+    for (x, y), (u, m) in zip(floats, small):
+        assert u.dtype == torch.uint8 and m.dtype == torch.uint8 and torch.equal(m.long(), y)
+        step = 1 / 255 / min(STD)  # half a grey level, normalised, at most
+        assert (normalize(u) - x).abs().max() <= 0.5 * step + 1e-5
+    batch, masks = to_device(torch.stack([u for u, _ in small]), torch.stack([m for _, m in small]),
+                             torch.device("cpu"))
+    assert batch.dtype == torch.float32 and masks.dtype == torch.int64
+    assert torch.equal(batch, torch.stack([normalize(u) for u, _ in small]))
+    u, m = EvalPreset(normalize=False)(image, mask)
+    assert torch.equal(u, image) and m.dtype == torch.uint8
+    assert torch.equal(to_device(u[None], m[None], torch.device("cpu"))[0][0], EvalPreset()(image, mask)[0])
+
+
+@pytest.mark.parametrize("stage", ["scale", "crop", "crop_larger_than_input", "hflip", "rotation", "full"])
+def test_v2_reference_preset_keeps_image_and_mask_aligned(stage):
+    """The torchvision v2 / tv_tensors.Mask version of the augmentation (the loader benchmark's naive
+    side) obeys the same contract: aligned, masks padded with 255, float32 image and int64 mask."""
+    from pa3.transforms import V2TrainPreset
+
+    preset = V2TrainPreset(**STAGES[stage])
+    image, mask = scene()
+    crop = STAGES[stage].get("crop_size", (H, W))
+    for seed in range(20):
+        torch.manual_seed(seed)
+        x, y = preset(image, mask)
+        assert tuple(y.shape) == crop and type(x) is torch.Tensor and type(y) is torch.Tensor
+        assert_aligned(x, y, 2 if stage == "full" else 1)
