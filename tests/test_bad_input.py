@@ -40,6 +40,10 @@ weighted_ce without weights                     test_losses.py::test_build_loss_
 input size not divisible by 32                  test_models.py::test_size_error_names_nearest_valid_size; CLI: here,
                                                 test_cli_size_not_divisible_by_32_names_the_nearest_valid_size
 nothing written outside run and data folders    here: test_nothing_is_written_outside_the_run_and_cache_folders
+generate into a folder pa3 did not write        test_synthetic.py::test_generate_refuses_a_folder_it_did_not_write
+CSV list whose rows pair different frames       test_data.py::test_read_csv_list_refuses_a_shifted_list
+uint16 instance ids given as labelIds           test_data.py::test_encode_refuses_values_that_would_wrap_around
+pretrained file carrying a pickled callable     test_models.py::test_pretrained_file_loads_backbone
 ==============================================  ===========================================================
 """
 import errno
