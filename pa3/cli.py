@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pa3 import engine, labels
 from pa3.engine import TrainConfig
@@ -253,39 +252,6 @@ def _looks_like_placeholders(metrics, label_space):
     return gt_pixels[evaluated].sum() == 0
 
 
-@torch.no_grad()
-def write_predictions(model, dataset, out_dir, batch_size=4, sliding_window=None, num_workers=0):
-    """Write ``<out_dir>/<stem>_pred_labelIds.png`` (labelIds, at each label file's own resolution).
-
-    cityscapesscripts' evalPixelLevelSemanticLabeling finds a prediction by the pattern
-    ``<city>_<seq>_<frame>*.png`` anywhere under the results folder, so these names work with it.
-    """
-    from PIL import Image
-
-    from pa3.data import make_loader
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = next(model.parameters()).device
-    model.eval()
-    loader = make_loader(dataset, batch_size, train=False, num_workers=num_workers)
-    index = 0
-    for images, _ in loader:
-        images = images.to(device)
-        logits = engine.predict_sliding(model, images, sliding_window) if sliding_window else model(images)
-        for item in logits:  # (C, h, w)
-            stem, (_, label_path) = dataset.names[index], dataset.pairs[index]
-            with Image.open(label_path) as label:
-                width, height = label.size
-            if item.shape[-2:] != (height, width):  # back to the ground truth's resolution
-                item = F.interpolate(item[None].float(), size=(height, width), mode="bilinear",
-                                     align_corners=False)[0]
-            label_ids = labels.to_label_ids(item.argmax(0).cpu().numpy(), dataset.label_space)
-            Image.fromarray(label_ids).save(out_dir / f"{stem}_pred_labelIds.png")
-            index += 1
-    return out_dir
-
-
 def cmd_evaluate(args):
     from pa3.data import CityscapesSegmentation, make_loader
 
@@ -297,10 +263,10 @@ def cmd_evaluate(args):
     size = None if args.full_res else tuple(args.size or (config.height, config.width))
     dataset = CityscapesSegmentation(root, args.split, config.label_space, size)
     loader = make_loader(dataset, args.batch_size, train=False, num_workers=args.workers)
+    # one pass: metrics at the evaluation size and, with --out, labelId PNGs at the labels' resolution
     metrics = engine.evaluate(model, loader, dataset.num_classes, device=device, label_space=config.label_space,
-                              sliding_window=args.sliding_window)
+                              sliding_window=args.sliding_window, write_to=args.out)
     if args.out:
-        write_predictions(model, dataset, args.out, args.batch_size, args.sliding_window, args.workers)
         print(f"wrote {len(dataset)} labelId PNGs to {args.out}")
     if _looks_like_placeholders(metrics, config.label_space):
         print(f"note: the {args.split} labels under {root} hold no evaluated class: they look like the "

@@ -781,9 +781,37 @@ def predict(model, images, sliding_window=None):
     return logits.argmax(1).to(images.device)
 
 
+def write_label_pngs(logits, dataset, first_index, out_dir):
+    """Write predictions as the official evaluation expects: ``<out_dir>/<stem>_pred_labelIds.png``.
+
+    Args:
+        logits: (N, C, h, w) for items ``first_index .. first_index + N - 1`` of ``dataset`` (a
+            CityscapesSegmentation); each is resized (bilinear) to its label file's resolution before the
+            argmax and written as labelIds (uint8). cityscapesscripts' evalPixelLevelSemanticLabeling finds
+            a prediction by ``<city>_<seq>_<frame>*.png`` anywhere under the results folder.
+    Returns:
+        the paths written.
+    """
+    from PIL import Image
+
+    written = []
+    for k, item in enumerate(logits):  # (C, h, w)
+        stem, (_, label_path) = dataset.names[first_index + k], dataset.pairs[first_index + k]
+        with Image.open(label_path) as label:
+            width, height = label.size
+        if item.shape[-2:] != (height, width):  # back to the ground truth's resolution
+            item = torch.nn.functional.interpolate(item[None].float(), size=(height, width), mode="bilinear",
+                                                   align_corners=False)[0]
+        label_ids = labels.to_label_ids(item.argmax(0).cpu().numpy(), dataset.label_space)
+        path = Path(out_dir) / f"{stem}_pred_labelIds.png"
+        Image.fromarray(label_ids).save(path)
+        written.append(path)
+    return written
+
+
 @torch.no_grad()
 def evaluate(model, loader, num_classes=None, device=None, criterion=None, class_names=None, label_space=None,
-             sliding_window=None, amp_dtype=None, channels_last=False):
+             sliding_window=None, amp_dtype=None, channels_last=False, write_to=None):
     """Evaluate on a whole split with one streaming confusion matrix (summed over processes).
 
     Args:
@@ -793,6 +821,9 @@ def evaluate(model, loader, num_classes=None, device=None, criterion=None, class
         criterion: optional loss module; adds "loss" (mean over images).
         class_names, label_space: names and category table for the metrics (default from num_classes).
         sliding_window: optional (h, w) for ``predict_sliding``.
+        write_to: optional folder: also write every prediction as an official labelId PNG
+            (``write_label_pngs``), in the same pass. Needs a loader that reads its CityscapesSegmentation
+            in order (no shuffling, one process).
     Returns:
         ``pa3.metrics.metrics_from_confusion`` dict (pixel_acc, mean_acc, miou, iou, class_names,
         category_iou, category_miou) + "confusion" (C x C list, rows = ground truth) + "loss" if criterion.
@@ -811,6 +842,12 @@ def evaluate(model, loader, num_classes=None, device=None, criterion=None, class
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
     bar_kwargs = {} if is_main_process() else {"disable": True}
+    if write_to is not None:
+        if is_dist() or not isinstance(loader.sampler, torch.utils.data.SequentialSampler):
+            raise ValueError("evaluate(write_to=...) needs a loader that reads the dataset in order in one "
+                             "process (make_loader(dataset, batch_size, train=False))")
+        Path(write_to).mkdir(parents=True, exist_ok=True)
+    seen = 0
     for images, masks in tqdm(loader, desc="evaluate", leave=False, **bar_kwargs):
         images, masks = to_device(images, masks, device, channels_last)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -819,6 +856,9 @@ def evaluate(model, loader, num_classes=None, device=None, criterion=None, class
             loss_sum += criterion(logits.float(), masks).double() * len(images)
             count += len(images)
         confusion.update(masks, logits.argmax(1))
+        if write_to is not None:
+            write_label_pngs(logits, loader.dataset, seen, write_to)
+        seen += len(images)
     model.train(was_training)
     confusion.reduce_from_all_processes()
     if is_dist():

@@ -440,3 +440,33 @@ def test_overfit_registered_model_on_embedded_scenes(tmp_path):
     with torch.no_grad():
         last = criterion(model.train()(images), masks).item()
     assert result["steps"] == 30 and last < 0.3 * first, (first, last)
+
+
+def test_evaluate_writes_official_pngs_in_the_same_pass(tmp_path):
+    """evaluate(write_to=...) writes one labelId PNG per image, at the label's resolution, holding the
+    argmax that the metrics counted (upsampled); a shuffled loader is refused (names would not match)."""
+    import numpy as np
+    from PIL import Image
+
+    from helpers import make_fake_cityscapes
+    from pa3 import labels
+    from pa3.data import CityscapesSegmentation, make_loader
+    from pa3.models import build_model
+
+    root = make_fake_cityscapes(tmp_path / "cs", {"val": 3})
+    torch.manual_seed(0)
+    model = build_model("fcn", 19).eval()
+    full = CityscapesSegmentation(root, "val", size=None, cache=False)  # 64x128, the labels' own size
+    metrics = evaluate(model, make_loader(full, 2, train=False), write_to=tmp_path / "preds")
+    written = sorted((tmp_path / "preds").glob("*_pred_labelIds.png"))
+    assert [p.name for p in written] == [f"{n}_pred_labelIds.png" for n in full.names]
+    images = torch.stack([full[i][0] for i in range(3)])
+    expected = labels.to_label_ids(predict(model, images).numpy(), "trainId")
+    assert np.array_equal(np.stack([np.asarray(Image.open(p)) for p in written]), expected)
+    assert 0 <= metrics["miou"] <= 1
+
+    small = CityscapesSegmentation(root, "val", size=(32, 64), cache=False)
+    evaluate(model, make_loader(small, 2, train=False), write_to=tmp_path / "small")
+    assert np.asarray(Image.open(tmp_path / "small" / written[0].name)).shape == (64, 128)
+    with pytest.raises(ValueError, match="reads the dataset in order"):
+        evaluate(model, make_loader(small, 2, train=True), write_to=tmp_path / "shuffled")
