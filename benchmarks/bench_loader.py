@@ -115,14 +115,17 @@ def run(ctx):
 
     rows = []
     goal_name = "augmentation, naive with torchvision v2"
-    for name, ours, naive in ((goal_name, train_ds, naive_v2),
-                              ("augmentation, naive with pa3's TrainPreset", train_ds, naive_train),
-                              ("no augmentation", eval_ds, naive_eval)):
+    # the last row: one worker a side, so that worker + main process fit the 2 cores of the machine
+    # the README's figures come from (with 2 workers, 3 busy processes share 2 cores)
+    for name, ours, naive, k in ((goal_name, train_ds, naive_v2, workers),
+                                 ("augmentation, naive with pa3's TrainPreset", train_ds, naive_train, workers),
+                                 ("no augmentation", eval_ds, naive_eval, workers),
+                                 (goal_name, train_ds, naive_v2, 1)):
         rates = {"pa3": [], "naive": []}
         firsts = {"pa3": [], "naive": []}
 
         def measure(key, ds):
-            rate, first, _ = steady_rate(_loader(ds, n_samples, batch, workers))
+            rate, first, _ = steady_rate(_loader(ds, n_samples, batch, k))
             rates[key].append(rate)
             firsts[key].append(first)
 
@@ -130,12 +133,12 @@ def run(ctx):
                     repeats=repeats, warmup=0)
         ours_rate, naive_rate = float(np.median(rates["pa3"])), float(np.median(rates["naive"]))
         ratio = ours_rate / naive_rate
-        row = Result(f"loader samples/s, {name} ({size[0]}x{size[1]}, bs {batch}, {workers} workers)",
-                     fmt_rate(ours_rate, "/s"), fmt_rate(naive_rate, "/s"), ratio,
-                     f">= {GOAL:.0f}x" if name == goal_name else "-")
+        goal = name == goal_name and k == workers  # the goal is the training loader with 2 workers
+        row = Result(f"loader samples/s, {name} ({size[0]}x{size[1]}, bs {batch}, {k} worker{'s' * (k > 1)})",
+                     fmt_rate(ours_rate, "/s"), fmt_rate(naive_rate, "/s"), ratio, f">= {GOAL:.0f}x" if goal else "-")
         row.details = {"pa3_samples_per_s": rates["pa3"], "naive_samples_per_s": rates["naive"],
                        "first_batch_s": firsts, "samples_per_repeat": n_samples}
-        rows.append(row.check(minimum=GOAL) if name == goal_name else row)  # the goal is the training loader
+        rows.append(row.check(minimum=GOAL) if goal else row)
     rows[0].details["cache_build_s"] = build_s
     rows[0].details["cache_images"] = len(pairs)
 
