@@ -164,8 +164,17 @@ def official(preds, gts, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("void_predictions", [False, True])
-def test_parity_with_cityscapesscripts(tmp_path, monkeypatch, void_predictions):
+@pytest.mark.parametrize("decoder", ["libspng", "PIL"])
+def test_parity_with_cityscapesscripts(tmp_path, monkeypatch, void_predictions, decoder):
+    import pa3.metrics
+
     preds, gts = write_pairs(tmp_path, void_predictions)
+    if decoder == "libspng":
+        assert pa3.metrics.pyspng is not None, "pyspng (requirements.txt) is not installed"
+        assert torch.equal(pa3.metrics._read_label_png(gts[0]), torch.from_numpy(np.array(Image.open(gts[0]))))
+    else:  # the fallback when pyspng is missing
+        monkeypatch.setattr(pa3.metrics, "pyspng", None)
+        assert pa3.metrics._read_label_png(gts[0]) is None
     ref = official(preds, gts, tmp_path, monkeypatch)
     ours = evaluate_label_pngs(preds, gts, num_workers=2)
 
