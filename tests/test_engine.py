@@ -204,21 +204,31 @@ def test_sigint_mid_epoch_then_resume_equals_uninterrupted(tiny, tmp_path):
     assert state_equal(reference.state_dict(), resumed.state_dict())
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tiny, tmp_path):
-    """A run killed with SIGKILL mid-epoch 2 resumes from the end of epoch 1 and ends bit-identical."""
-    reference = tiny["run"](tmp_path / "reference")
-    run_dir, marker = tmp_path / "killed", tmp_path / "marker"
+def start_until_step_6(tiny, run_dir, marker):
+    """Run the tiny script in a subprocess until it reaches training step 6 (epoch 2, step 2).
+
+    Returns (process (stdout and stderr piped), command, env); the same command without the marker
+    arguments resumes the run.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
     command = [sys.executable, str(tiny["path"]), str(run_dir)]
-    process = subprocess.Popen(command + [str(marker), "6"], env=env, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(command + [str(marker), "6"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not marker.exists():
         assert process.poll() is None, process.stderr.read().decode()
         assert time.monotonic() < deadline, "the subprocess never reached step 6"
         time.sleep(0.05)
+    return process, command, env
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tiny, tmp_path):
+    """A run killed with SIGKILL mid-epoch 2 resumes from the end of epoch 1 and ends bit-identical."""
+    reference = tiny["run"](tmp_path / "reference")
+    run_dir = tmp_path / "killed"
+    process, command, env = start_until_step_6(tiny, run_dir, tmp_path / "marker")
     process.kill()  # SIGKILL: no chance to save anything
-    process.wait()
+    process.communicate()
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 1  # only the end-of-epoch-1 checkpoint
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
     resumed = load_checkpoint(run_dir / "last.pt")
@@ -364,16 +374,8 @@ def test_sigterm_mid_epoch_stops_cleanly_then_resume_equals_uninterrupted(tiny, 
     """SIGTERM (what a cluster or Colab sends before it kills) saves the step it is at; resuming ends
     bit-identical to a run that was never stopped."""
     reference = tiny["run"](tmp_path / "reference")
-    run_dir, marker = tmp_path / "terminated", tmp_path / "marker"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
-    command = [sys.executable, str(tiny["path"]), str(run_dir)]
-    process = subprocess.Popen(command + [str(marker), "6"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, "the subprocess never reached step 6"
-        time.sleep(0.05)
+    run_dir = tmp_path / "terminated"
+    process, command, env = start_until_step_6(tiny, run_dir, tmp_path / "marker")
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err.decode()
