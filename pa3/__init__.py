@@ -14,3 +14,14 @@ def project_dir():
         return Path(env).expanduser()
     checkout = Path(__file__).resolve().parents[1]
     return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
+def short_path(path):
+    """``path`` relative to the working directory when it lies inside ``project_dir()`` (so that what
+    pa3 prints, and what notebooks show, holds no machine-specific prefix), else as given."""
+    path = Path(path)
+    try:
+        path.resolve().relative_to(project_dir().resolve())
+    except ValueError:
+        return str(path)
+    return os.path.relpath(path.resolve())

@@ -591,8 +591,10 @@ class CityscapesSegmentation(Dataset):
     # -- cache ---------------------------------------------------------------------------------
     def _cache_key(self):
         size = "full" if self.size is None else f"{self.size[0]}x{self.size[1]}"
-        listing = "\n".join(f"{i}\t{l}" for i, l in self.pairs)
-        digest = hashlib.sha1(f"{CACHE_VERSION}\n{self.root}\n{listing}".encode()).hexdigest()[:12]
+        # keyed by the folder, not by how its path was spelled (relative, absolute, through a link)
+        root = None if self.root is None else self.root.resolve()
+        listing = "\n".join(f"{self._rel(i)}\t{self._rel(l)}" for i, l in self.pairs)
+        digest = hashlib.sha1(f"{CACHE_VERSION}\n{root}\n{listing}".encode()).hexdigest()[:12]
         return f"{self.split}-{size}-{self.label_space}-{self.label_file}-{digest}"
 
     def _rel(self, path):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from pa3 import project_dir
+from pa3 import project_dir, short_path
 
 REPO_ROOT = project_dir()  # data/, runs/, figures/ live here (see pa3.project_dir)
 
@@ -102,7 +102,7 @@ def setup_notebook(profile=None, data_root=None, seed=0):
                 f"data root {root} does not exist; set PA3_DATA (or DATA_ROOT in the parameters cell) to your "
                 f"Cityscapes folder (it holds leftImg8bit/ and gtFine/), or leave both unset to use the embedded "
                 f"synthetic data.\n{HOW_TO_GET}")
-    prof = dataclasses.replace(prof, data_root=str(root))
+    prof = dataclasses.replace(prof, data_root=short_path(root))  # e.g. ../data/synthetic from notebooks/
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"profile {prof.name!r}: frames resized to {prof.height}x{prof.width}, "
           f"label space {prof.label_space}, device {device}")

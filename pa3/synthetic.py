@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from . import labels, project_dir
+from . import labels, project_dir, short_path
 
 GENERATOR_VERSION = 1
 STAMP_NAME = "pa3_synthetic.json"
@@ -847,8 +847,8 @@ def ensure_synthetic(root=None, config=None) -> Path:
     n = config.n_train + config.n_val + config.n_test
     size = f"{n} images at {config.height}x{config.width}"
     if current == _stamp(config) and (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():
-        print(f"Synthetic Cityscapes data reused at {root} ({size}, seed {config.seed})")
+        print(f"Synthetic Cityscapes data reused at {short_path(root)} ({size}, seed {config.seed})")
         return root
     generate(root, config)
-    print(f"Synthetic Cityscapes data generated at {root} ({size}, seed {config.seed})")
+    print(f"Synthetic Cityscapes data generated at {short_path(root)} ({size}, seed {config.seed})")
     return root

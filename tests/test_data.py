@@ -327,6 +327,10 @@ def test_cache_is_reused_without_decoding(root, cache_dir, monkeypatch):
     again[0]
     clone = pickle.loads(pickle.dumps(again))  # what DataLoader workers get (maps reopened lazily)
     assert clone._arrays is None and torch.equal(clone.load_raw(1)[1], expected[1][1])
+    # the same folder spelled relative to the working directory (as notebooks do) uses the same cache
+    monkeypatch.chdir(root.parent)
+    relative = CityscapesSegmentation(root.name, "train", size=SIZE, cache_dir=cache_dir)
+    assert relative.cache_path == first.cache_path and torch.equal(relative.load_raw(0)[0], expected[0][0])
 
 
 def test_cache_is_rebuilt_when_a_source_changes(root, cache_dir):

@@ -140,3 +140,14 @@ def test_interrupted_generation_is_redone(tmp_path):
     victim.unlink()
     ensure_synthetic(root, TINY)
     assert victim.exists() and "complete" not in json.loads(stamp.read_text())
+
+
+def test_short_path_hides_the_machine_prefix_inside_the_project(tmp_path, monkeypatch):
+    import pa3
+
+    monkeypatch.setenv("PA3_HOME", str(tmp_path))
+    (tmp_path / "data" / "synthetic").mkdir(parents=True)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert pa3.short_path(tmp_path / "data" / "synthetic") == "../data/synthetic"
+    assert pa3.short_path("/somewhere/else") == "/somewhere/else"
