@@ -285,8 +285,10 @@ class V2TrainPreset:
     with its own fill value): random scale, ``RandomCrop(pad_if_needed)``, ``RandomHorizontalFlip``,
     ``RandomRotation``, ``ColorJitter``, ``ToDtype`` + ``Normalize``.
 
-    The reference that ``TrainPreset`` is tested against, and what course code typically runs (the loader
-    benchmark's naive side). Same arguments and output as ``TrainPreset`` (``normalize=True``); ~4x slower.
+    What course code typically runs (the loader benchmark's naive side) and the readable reference for
+    ``TrainPreset``: the tests hold both to the same alignment contract, and check ``TrainPreset``'s
+    rotation, zoom and jitter against torchvision's functional ops. Same arguments and output as
+    ``TrainPreset`` (``normalize=True``); ~4x slower.
     """
 
     def __init__(self, crop_size=None, scale=(0.75, 1.25), hflip=0.5, rotation=5.0, color_jitter=0.2):
