@@ -779,13 +779,13 @@ def default_root() -> Path:
     return project_dir() / "data" / "synthetic"
 
 
-def generate(root, config=None, workers=2, progress=True, overwrite=False) -> Path:
+def generate(root, config=None, workers=2, progress=True) -> Path:
     """Write every split of the synthetic set under ``root`` (Cityscapes layout), replacing any old one.
 
     Args:
         root: dataset root; its ``leftImg8bit/`` and ``gtFine/`` are deleted and rewritten, but only if
-            pa3 wrote them (``root/pa3_synthetic.json`` exists) or ``overwrite``: a folder holding other
-            data (real Cityscapes) raises FileExistsError and is left untouched.
+            pa3 wrote them (``root/pa3_synthetic.json`` exists): a folder holding other data (real
+            Cityscapes) raises FileExistsError and is left untouched.
         config: SyntheticConfig (default: SyntheticConfig()).
         workers: processes drawing in parallel; the output does not depend on it.
         progress: show a tqdm bar (silent anyway when TQDM_DISABLE=1).
@@ -796,7 +796,7 @@ def generate(root, config=None, workers=2, progress=True, overwrite=False) -> Pa
     config = config or SyntheticConfig()
     root = Path(root)
     foreign = [sub for sub in ("leftImg8bit", "gtFine") if (root / sub).exists()]
-    if foreign and not (root / STAMP_NAME).is_file() and not overwrite:
+    if foreign and not (root / STAMP_NAME).is_file():
         raise FileExistsError(
             f"{root} already holds {' and '.join(s + '/' for s in foreign)} but no {STAMP_NAME}: it is not a "
             "synthetic set written by pa3 (real Cityscapes?), and generating here would delete it. Choose an "

@@ -34,9 +34,8 @@ _GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights (ColorJ
 
 def _normalize_255(image):
     """float32 tensor with values in [0, 255], (3, H, W) or (N, 3, H, W): normalise in place and return it."""
-    if image.device.type != "cpu":  # on the GPU: engine.to_device normalises uint8 batches there
-        return image.sub_(_MEAN_255.to(image.device)).div_(_STD_255.to(image.device))
-    return image.sub_(_MEAN_255).div_(_STD_255)
+    # .to() is a no-op on the CPU; on the GPU engine.to_device normalises uint8 batches there
+    return image.sub_(_MEAN_255.to(image.device)).div_(_STD_255.to(image.device))
 
 
 def normalize(image):
@@ -184,11 +183,6 @@ def _jitter_(image, brightness, contrast, saturation):
     return image.mul_(b * c * s).add_(offset).clamp_(0.0, 255.0)
 
 
-def _jitter_normalize_(image, brightness, contrast, saturation):
-    """In place on a float32 (3, H, W) image in [0, 255]; see ``jitter_normalize``."""
-    return _normalize_255(_jitter_(image, brightness, contrast, saturation))
-
-
 def _to_uint8(image):
     """float32 image with values in [0, 255] -> uint8, rounded (uint8 images pass through)."""
     if image.dtype == torch.uint8:
@@ -205,7 +199,7 @@ def jitter_normalize(image, brightness=1.0, contrast=1.0, saturation=1.0):
     clamps and rounds to uint8 after each of the three, in a random order; the difference is that
     intermediate clamping and rounding), then normalised.
     """
-    return _jitter_normalize_(image.to(torch.float32, copy=True), brightness, contrast, saturation)
+    return _normalize_255(_jitter_(image.to(torch.float32, copy=True), brightness, contrast, saturation))
 
 
 class TrainPreset:
