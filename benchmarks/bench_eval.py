@@ -2,8 +2,8 @@
 
 Ground truth: the full-size synthetic val labels (labelIds). Predictions: the ground truth shifted by a
 few pixels with a random block of wrong ids per image, written as labelId PNGs like a submission; five
-different ones per label (100 pairs), so that a run is long enough to amortise pa3's worker start-up as
-an evaluation of Cityscapes' 500 val images does. The two must give identical per-class IoU
+different ones per label (100 pairs), a run long enough to time as an evaluation of Cityscapes' 500 val
+images would be. The two must give identical per-class IoU
 (|delta| <= 1e-6, asserted) and the same confusion matrix; the figure is image pairs/s.
 """
 import copy
@@ -87,7 +87,7 @@ def run(ctx):
         np.testing.assert_array_equal(ours["mat"], np.array(ref["confMatrix"], dtype=np.int64))
         ours_s, ref_s = float(np.median(times[f"pa3_{workers}"])), float(np.median(times["official"]))
         row = Result(f"eval images/s, {n} label PNG pairs ({'x'.join(map(str, Image.open(gt_paths[0]).size[::-1]))}), "
-                     f"{'1 process' if workers == 1 else f'{workers} worker processes'}, max |dIoU| {delta:.1e}",
+                     f"{'1 thread' if workers == 1 else f'{workers} threads'}, max |dIoU| {delta:.1e}",
                      fmt_rate(n / ours_s, "img/s"), fmt_rate(n / ref_s, "img/s"), ref_s / ours_s, f">= {GOAL:.0f}x")
         row.details = {"pa3_s": times[f"pa3_{workers}"], "official_s": times["official"], "images": n,
                        "max_abs_iou_delta": delta, "miou_delta": miou_delta, "miou": ours["miou"],

@@ -164,16 +164,16 @@ def official(preds, gts, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("void_predictions", [False, True])
-@pytest.mark.parametrize("decoder", ["libspng", "PIL"])
+@pytest.mark.parametrize("decoder", ["imagecodecs", "PIL"])
 def test_parity_with_cityscapesscripts(tmp_path, monkeypatch, void_predictions, decoder):
     import pa3.metrics
 
     preds, gts = write_pairs(tmp_path, void_predictions)
-    if decoder == "libspng":
-        assert pa3.metrics.pyspng is not None, "pyspng (requirements.txt) is not installed"
+    if decoder == "imagecodecs":
+        assert pa3.metrics.imagecodecs is not None, "imagecodecs (requirements.txt) is not installed"
         assert torch.equal(pa3.metrics._read_label_png(gts[0]), torch.from_numpy(np.array(Image.open(gts[0]))))
-    else:  # the fallback when pyspng is missing
-        monkeypatch.setattr(pa3.metrics, "pyspng", None)
+    else:  # the fallback when imagecodecs is missing
+        monkeypatch.setattr(pa3.metrics, "imagecodecs", None)
         assert pa3.metrics._read_label_png(gts[0]) is None
     ref = official(preds, gts, tmp_path, monkeypatch)
     ours = evaluate_label_pngs(preds, gts, num_workers=2)
@@ -200,6 +200,22 @@ def test_parity_with_cityscapesscripts(tmp_path, monkeypatch, void_predictions, 
             assert nan_equal(m["category_iou"][category], ref["categoryScores"][category]), category
 
 
+@pytest.mark.parametrize("num_workers", [1, 2])
+def test_evaluate_label_pngs_mixed_sizes(tmp_path, num_workers):
+    """Images of different sizes (odd widths too) in one run: each thread's reused decode and count
+    buffers follow the size; the confusion matrix is the plain numpy count."""
+    rng = np.random.default_rng(0)
+    preds, gts, expected = [], [], np.zeros((34, 34), dtype=np.int64)
+    for i, (h, w) in enumerate([(64, 128), (37, 77), (64, 128), (5, 3), (37, 77)]):
+        gt, pred = rng.integers(0, 34, (h, w), dtype=np.uint8), rng.integers(0, 34, (h, w), dtype=np.uint8)
+        gts.append(tmp_path / f"{i}_gt.png")
+        preds.append(tmp_path / f"{i}_pred.png")
+        Image.fromarray(gt).save(gts[-1])
+        Image.fromarray(pred).save(preds[-1])
+        expected += np.bincount(gt.astype(np.int64).ravel() * 34 + pred.ravel(), minlength=34 * 34).reshape(34, 34)
+    np.testing.assert_array_equal(evaluate_label_pngs(preds, gts, num_workers=num_workers)["mat"], expected)
+
+
 def test_evaluate_label_pngs_rejects_wrong_files(tmp_path):
     gt = np.full((4, 4), 7, dtype=np.uint8)
     Image.fromarray(gt).save(tmp_path / "gt.png")
@@ -213,5 +229,12 @@ def test_evaluate_label_pngs_rejects_wrong_files(tmp_path):
         evaluate_label_pngs([tmp_path / "small.png"], [tmp_path / "gt.png"])
     with pytest.raises(ValueError, match="1 predictions for 0"):
         evaluate_label_pngs([tmp_path / "gt.png"], [])
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(tmp_path / "colour.png")
+    Image.fromarray(gt.astype(np.uint16)).save(tmp_path / "gt16.png")
+    # errors raised in the worker threads reach the caller, naming the file
+    with pytest.raises(ValueError, match="colour.png has shape"):
+        evaluate_label_pngs([tmp_path / "gt.png", tmp_path / "colour.png"], [tmp_path / "gt.png"] * 2, num_workers=2)
+    with pytest.raises(ValueError, match="gt16.png is uint16"):
+        evaluate_label_pngs([tmp_path / "gt.png"] * 2, [tmp_path / "gt.png", tmp_path / "gt16.png"], num_workers=2)
     m = evaluate_label_pngs([tmp_path / "gt.png"], [tmp_path / "gt.png"])
     assert m["iou"]["road"] == 1.0 and m["miou"] == 1.0 and math.isnan(m["iou"]["car"])
