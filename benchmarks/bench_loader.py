@@ -9,9 +9,10 @@ augmentations written with torchvision's ``transforms.v2`` on ``tv_tensors`` (``
 goal's row) or with pa3's ``TrainPreset`` (a second row that isolates what the cache alone gives),
 normalising in the worker. Both: 2 workers, batch 8, the consumer
 receives float32 images and int64 masks, and the time of ``to_device`` on the CPU is counted.
-Steady-state samples/s exclude the first batch (worker start-up); the one-time cache build is timed
-separately.
+Steady-state samples/s exclude the first batch (worker start-up); pa3 draws 480 samples a measurement,
+the naive loader 96 (each side runs for 1-3 s); the one-time cache build is timed separately.
 """
+import resource
 import time
 
 import numpy as np
@@ -73,6 +74,23 @@ def steady_rate(loader):
     return n / (time.perf_counter() - start), first, n
 
 
+def cpu_ms_per_sample(dataset, n_samples, batch_size, workers):
+    """CPU time per sample of one loader run, split into this (consuming) process and its workers.
+
+    getrusage(RUSAGE_CHILDREN) counts the worker processes once they have been joined, which a
+    non-persistent DataLoader does when its iterator is exhausted (all of the run, start-up included).
+    """
+    def cpu(who):
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+    main, children = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
+    rate, _, _ = steady_rate(_loader(dataset, n_samples, batch_size, workers))
+    return {"main_ms": (cpu(resource.RUSAGE_SELF) - main) / n_samples * 1000,
+            "workers_ms": (cpu(resource.RUSAGE_CHILDREN) - children) / n_samples * 1000,
+            "samples_per_s": rate}
+
+
 def _per_sample_ms(fn, n):
     fn(0)
     start = time.perf_counter()
@@ -85,8 +103,10 @@ def run(ctx):
     root = ensure_full_data(ctx)
     size = (32, 64) if ctx.smoke else (256, 512)
     batch, workers = (2, 2) if ctx.smoke else (8, 2)
-    n_samples = 8 if ctx.smoke else 96
-    repeats = 1 if ctx.smoke else 2
+    # samples drawn per measurement: each side runs ~1-3 s (pa3's is 5x faster, so it draws 5x more;
+    # 96 samples would time it over ~0.15 s, where a neighbour's burst on the machine shows)
+    n_samples = {"pa3": 8, "naive": 8} if ctx.smoke else {"pa3": 480, "naive": 96}
+    repeats = 1 if ctx.smoke else 3
     pairs = find_pairs(root, "train")
 
     # one-time cache build, into a fresh folder so that it is really built (and timed) here
@@ -125,7 +145,7 @@ def run(ctx):
         firsts = {"pa3": [], "naive": []}
 
         def measure(key, ds):
-            rate, first, _ = steady_rate(_loader(ds, n_samples, batch, k))
+            rate, first, _ = steady_rate(_loader(ds, n_samples[key], batch, k))
             rates[key].append(rate)
             firsts[key].append(first)
 
@@ -162,6 +182,13 @@ def run(ctx):
         only = TrainPreset(normalize=False, **kwargs)
         profile[f"train_preset_{op}_only_ms"] = _per_sample_ms(lambda i: only(*raw[i % n]), n)
     rows[0].details["profile_per_sample_1_thread"] = profile
+    # and in the loaders themselves: CPU per sample of the consumer and of the 2 workers (the workers'
+    # share beyond cache read + augmentation is collation and the shared-memory hand-over)
+    rows[0].details["cpu_ms_per_sample_in_loader"] = {
+        "pa3_augmentation": cpu_ms_per_sample(train_ds, n_samples["pa3"], batch, workers),
+        "pa3_no_augmentation": cpu_ms_per_sample(eval_ds, n_samples["pa3"], batch, workers),
+        "naive_v2": cpu_ms_per_sample(naive_v2, n_samples["naive"], batch, workers),
+    }
     info = Result(f"  cache build (one-time, {len(pairs)} full-size frames)", f"{build_s:.1f} s", "-", None, "", "-")
     info.details = {"cache_build_s": build_s}
     return rows + [info]
