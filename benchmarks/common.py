@@ -87,6 +87,12 @@ def machine_info():
     import PIL
     import torchvision
 
+    try:
+        import imagecodecs  # evaluation's PNG decoder
+        imagecodecs_version = imagecodecs.__version__
+    except ImportError:
+        imagecodecs_version = None
+
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu": cpu,
@@ -100,6 +106,7 @@ def machine_info():
         "torchvision": torchvision.__version__,
         "numpy": np.__version__,
         "pillow": PIL.__version__,
+        "imagecodecs": imagecodecs_version,
         "platform": platform.platform(),
     }
 
