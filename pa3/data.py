@@ -36,6 +36,7 @@ CACHE_VERSION = 1
 # Resized caches are used automatically up to this many pixels per image (512 x 1024).
 AUTO_CACHE_MAX_PIXELS = 512 * 1024
 _IMAGE_RE = re.compile(r"^(?P<stem>.+_\d+_\d+)_leftImg8bit\.png$")
+_ANY_LABEL_RE = re.compile(r"^(?P<stem>.+_\d+_\d+)_gtFine_")  # any gtFine file (labelIds, labelTrainIds, ...)
 _VOID_LABEL_IDS = {0, 1, 2, 3}  # unlabeled, ego vehicle, rectification border, out of roi
 _MAX_LABEL_ID = 33
 _MAX_TRAIN_ID = 18
@@ -191,7 +192,7 @@ def read_csv_list(csv_path, root=None):
             if not p.is_file():
                 missing.append(f"row {n}: {p}")
         image_match = _IMAGE_RE.match(pair[0].name)
-        label_match = re.match(r"^(?P<stem>.+_\d+_\d+)_gtFine_", pair[1].name)
+        label_match = _ANY_LABEL_RE.match(pair[1].name)
         if image_match and label_match and image_match["stem"] != label_match["stem"]:
             crossed.append(f"row {n}: {pair[0].name} with {pair[1].name}")
         pairs.append(pair)
