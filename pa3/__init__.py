@@ -5,6 +5,12 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 
+def _tune_allocator():
+    from pa3.device import tune_allocator  # glibc keeps freed memory: no page-fault storm in training
+
+    tune_allocator()
+
+
 def project_dir():
     """Where pa3 keeps ``data/``, ``runs/`` and ``figures/``: ``$PA3_HOME`` if set, else the source checkout
     pa3 runs from (the folder holding its pyproject.toml), else the current directory (pa3 installed
@@ -25,3 +31,6 @@ def short_path(path):
     except ValueError:
         return str(path)
     return os.path.relpath(path.resolve())
+
+
+_tune_allocator()

@@ -35,10 +35,10 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from pa3 import labels
+from pa3.device import AMP_MODES, autocast, resolve_amp, resolve_device, use_channels_last
 
 # Fields that may change when a run is resumed; any other difference would change the result.
 RESUMABLE_FIELDS = ("epochs", "max_minutes", "num_workers", "early_stopping")
-AMP_MODES = ("auto", "off", "bf16", "fp16")
 LR_SCHEDULES = ("none", "poly")
 POLY_POWER = 0.9
 
@@ -62,8 +62,8 @@ class TrainConfig:
     lr_schedule: str = "none"  # "none" | "poly" (power 0.9, updated every step)
     early_stopping: int | None = None  # patience in epochs without a better val mIoU
     max_minutes: float | None = None  # time budget; the run stops cleanly and can be resumed
-    amp: str = "auto"  # "auto" (bf16 if supported else fp16) | "off" | "bf16" | "fp16"; CUDA only
-    channels_last: str | bool = "auto"  # "auto" = on CUDA only
+    amp: str = "auto"  # "auto" | "off" | "bf16" | "fp16": see pa3.device.resolve_amp (bf16 on CPUs that have it)
+    channels_last: str | bool = "auto"  # "auto" = on (CPU and CUDA)
     seed: int = 0
     num_workers: int = 0
     pretrained: bool | str = False  # False, True/"imagenet", or a path to a pa3 checkpoint
@@ -113,26 +113,6 @@ def seed_everything(seed):
 
 def _epoch_seed(seed, epoch):
     return seed * 100_003 + epoch  # distinct for every (seed, epoch) pair in practice
-
-
-def resolve_device(device="auto"):
-    """"auto" -> cuda (this process's GPU under torchrun) if available, else cpu; "cuda" -> "cuda:<index>"."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
-    return device
-
-
-def resolve_amp(amp, device):
-    """Autocast dtype for ``amp`` on ``device``: None (fp32) on CPU or with amp="off"."""
-    if device.type != "cuda" or amp == "off":
-        return None
-    # bf16 only where the GPU computes it natively (Ampere and newer); T4/V100 emulate it slowly
-    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported(including_emulation=False)):
-        return torch.float16
-    return torch.bfloat16
 
 
 def is_dist():
@@ -186,17 +166,10 @@ def _is_prepared(model):
     return unwrap(model) is not model
 
 
-def _use_channels_last(config, device):
-    setting = config.channels_last
-    if setting == "auto":
-        return device.type == "cuda"
-    return setting in (True, "on", "true", "1")
-
-
 def prepare_model(model, config, device):
     """Move a model to ``device`` and apply the config's speed settings.
 
-    SyncBatchNorm (config.sync_bn, under torch.distributed on GPUs), channels_last memory format (CUDA),
+    SyncBatchNorm (config.sync_bn, under torch.distributed on GPUs), channels_last memory format,
     DistributedDataParallel (when torch.distributed is initialised) and torch.compile (config.compile).
     Also sets cuDNN flags: deterministic if config.deterministic, else benchmark mode.
     """
@@ -209,7 +182,7 @@ def prepare_model(model, config, device):
     if is_dist() and config.sync_bn and device.type == "cuda":  # SyncBatchNorm needs GPUs
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
-    if _use_channels_last(config, device):
+    if use_channels_last(config.channels_last):
         model = model.to(memory_format=torch.channels_last)
     if is_dist():
         device_ids = [device.index] if device.type == "cuda" else None
@@ -495,9 +468,9 @@ def train_one_epoch(model, criterion, optimizer, loader, device, epoch, *, sched
     with tqdm(total=num_steps, initial=start_step, desc=desc or f"epoch {epoch}", **bar_kwargs) as bar:
         while step < num_steps:
             images, masks = to_device(*next(batches), device, channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = model(images)
-                loss = criterion(logits, masks)
+            with autocast(device, amp_dtype):
+                logits = model(images)  # (N, C, H, W), bf16 under CPU autocast
+            loss = criterion(logits.float(), masks)  # the loss (softmax, Dice sums) in fp32
             loss_value, stop = _sync_step(loss.detach(), should_stop())
             step += 1
             if not math.isfinite(loss_value):
@@ -591,8 +564,9 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     amp_dtype = resolve_amp(config.amp, device)
+    precision = str(amp_dtype or torch.float32).removeprefix("torch.")  # recorded in metrics.json
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    channels_last = _use_channels_last(config, device)
+    channels_last = use_channels_last(config.channels_last)
 
     # Where the run stands; a resumed run takes it from last.pt.
     epoch, step_in_epoch, global_step = 0, 0, 0  # `epoch` = number of completed epochs
@@ -644,7 +618,8 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
         if not main:
             return
         _write_history(run_dir, history)
-        write_json(run_dir / "metrics.json", {"status": status, "epochs_done": len(history), **(best_metrics or {})})
+        write_json(run_dir / "metrics.json", {"status": status, "epochs_done": len(history), "precision": precision,
+                                              **(best_metrics or {})})
 
     stop = {"reason": None}
     deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
@@ -770,13 +745,19 @@ def predict_sliding(model, images, window, stride=None):
 
 
 @torch.no_grad()
-def predict(model, images, sliding_window=None):
-    """Class-index predictions int64 (N, H, W) for images (N, 3, H, W), on the images' device."""
+def predict(model, images, sliding_window=None, amp="auto", channels_last="auto"):
+    """Class-index predictions int64 (N, H, W) for images (N, 3, H, W), on the images' device.
+
+    ``amp`` and ``channels_last`` as in TrainConfig (by default bf16 where the device computes it natively).
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     x = images.to(device)
-    logits = predict_sliding(model, x, sliding_window) if sliding_window else model(x)
+    if use_channels_last(channels_last):
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(device, resolve_amp(amp, device)):
+        logits = predict_sliding(model, x, sliding_window) if sliding_window else model(x)
     model.train(was_training)
     return logits.argmax(1).to(images.device)
 
@@ -811,7 +792,7 @@ def write_label_pngs(logits, dataset, first_index, out_dir):
 
 @torch.no_grad()
 def evaluate(model, loader, num_classes=None, device=None, criterion=None, class_names=None, label_space=None,
-             sliding_window=None, amp_dtype=None, channels_last=False, write_to=None):
+             sliding_window=None, amp_dtype="auto", channels_last=True, write_to=None):
     """Evaluate on a whole split with one streaming confusion matrix (summed over processes).
 
     Args:
@@ -821,6 +802,8 @@ def evaluate(model, loader, num_classes=None, device=None, criterion=None, class
         criterion: optional loss module; adds "loss" (mean over images).
         class_names, label_space: names and category table for the metrics (default from num_classes).
         sliding_window: optional (h, w) for ``predict_sliding``.
+        amp_dtype: autocast dtype, None for fp32; "auto" = ``pa3.device.resolve_amp("auto", device)``.
+        channels_last: feed the model NHWC images (faster with oneDNN and cuDNN; results the same).
         write_to: optional folder: also write every prediction as an official labelId PNG
             (``write_label_pngs``), in the same pass. Needs a loader that reads its CityscapesSegmentation
             in order (no shuffling, one process).
@@ -836,6 +819,8 @@ def evaluate(model, loader, num_classes=None, device=None, criterion=None, class
             raise ValueError(f"{type(loader.dataset).__name__} has no num_classes attribute: pass "
                              "evaluate(model, loader, num_classes=...)")
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    if amp_dtype == "auto":
+        amp_dtype = resolve_amp("auto", device)
     was_training = model.training
     model.eval()
     confusion = ConfusionMatrix(num_classes, device=device)
@@ -850,7 +835,7 @@ def evaluate(model, loader, num_classes=None, device=None, criterion=None, class
     seen = 0
     for images, masks in tqdm(loader, desc="evaluate", leave=False, **bar_kwargs):
         images, masks = to_device(images, masks, device, channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with autocast(device, amp_dtype):
             logits = predict_sliding(model, images, sliding_window) if sliding_window else model(images)
         if criterion is not None:
             loss_sum += criterion(logits.float(), masks).double() * len(images)

@@ -23,7 +23,9 @@ with ``(seed, split, i)``, whatever the number of worker processes.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import shutil
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -35,7 +37,7 @@ from tqdm import tqdm
 
 from . import labels, project_dir, short_path
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the sky gradient no longer depends on the CPU's SIMD features
 STAMP_NAME = "pa3_synthetic.json"
 SPLITS = ("train", "val", "test")
 CITIES = {
@@ -131,7 +133,9 @@ class _Scene:
         else:
             top, bottom = np.array(_col(r, (72, 122, 200), 14)), np.array(_col(r, (185, 208, 232), 10))
         self.horizon_colour = bottom
-        t = np.clip(np.arange(self.h, dtype=np.float32) / max(self.cy, 1.0), 0, 1)[:, None] ** 0.8
+        # math.pow, not numpy's: numpy's vectorised float32 power differs in the last bit between its
+        # AVX-512 and baseline code paths, and that bit decides a pixel's grey level after truncation
+        t = np.array([[math.pow(min(max(i / max(self.cy, 1.0), 0.0), 1.0), 0.8)] for i in range(self.h)])
         rows = top[None, :] * (1 - t) + bottom[None, :] * t  # (H, 3)
         return np.broadcast_to(rows[:, None, :], (self.h, self.w, 3)).astype(np.uint8)
 
@@ -772,6 +776,44 @@ def _tasks(root, config):
 
 def _stamp(config):
     return {"generator_version": GENERATOR_VERSION, "config": asdict(config)}
+
+
+MANIFEST = project_dir() / "data" / "synthetic.sha256"  # checksums of the default set, committed
+
+
+def _content_digest(path):
+    # A PNG's pixels, not its bytes: another zlib build may compress the same pixels differently.
+    if path.suffix == ".png":
+        with Image.open(path) as image:
+            header = f"{image.mode} {image.size[0]}x{image.size[1]}\n".encode()
+            return hashlib.sha256(header + image.tobytes()).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def checksums(root) -> dict:
+    """{path relative to ``root``: sha256 of its content} for every file under ``root``, sorted by path.
+
+    The content of a PNG is its mode, size and pixels; of any other file, its bytes.
+    """
+    root = Path(root)
+    return {p.relative_to(root).as_posix(): _content_digest(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def write_manifest(root, path=MANIFEST):
+    """Write ``checksums(root)``, one ``<sha256>  <relative path>`` line per file."""
+    lines = [f"{digest}  {name}\n" for name, digest in checksums(root).items()]
+    Path(path).write_text("".join(lines))
+
+
+def read_manifest(path=MANIFEST) -> dict:
+    """{relative path: sha256} from a ``sha256sum``-format file written by ``write_manifest``."""
+    entries = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise ValueError(f"{path}, line {number}: expected '<sha256>  <path>', found {line!r}")
+        entries[name] = digest
+    return entries
 
 
 def default_root() -> Path:

@@ -151,3 +151,31 @@ def test_short_path_hides_the_machine_prefix_inside_the_project(tmp_path, monkey
     monkeypatch.chdir(tmp_path / "notebooks")
     assert pa3.short_path(tmp_path / "data" / "synthetic") == "../data/synthetic"
     assert pa3.short_path("/somewhere/else") == "/somewhere/else"
+
+
+def test_default_set_is_the_same_without_numpy_simd(tmp_path):
+    """The default set, generated with numpy's AVX2 and AVX-512 code paths off, matches the committed
+    manifest (data/synthetic.sha256) pixel for pixel: the data does not depend on the CPU."""
+    import os
+    import subprocess
+    import sys
+
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    active = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(active)}
+    script = ("import sys; from numpy._core._multiarray_umath import __cpu_features__ as f; "
+              f"assert not any(f[n] for n in {active!r}), 'SIMD still on'; "
+              "from pa3.synthetic import generate; generate(sys.argv[1], progress=False)")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "set")], env=env, check=True)
+    expected = synthetic.read_manifest()
+    found = synthetic.checksums(tmp_path / "set")
+    differing = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+    assert not differing, f"{len(differing)} files differ from {synthetic.MANIFEST.name}, e.g. {differing[:3]}"
+
+
+def test_manifest_lines_are_checked(tmp_path):
+    bad = tmp_path / "bad.sha256"
+    bad.write_text("abc  leftImg8bit/x.png\n")
+    with pytest.raises(ValueError, match="bad.sha256, line 1"):
+        synthetic.read_manifest(bad)

@@ -1,0 +1,84 @@
+"""Tests for pa3.device: precision and memory format choices, the glibc allocator setting."""
+import platform
+
+import pytest
+import torch
+
+from pa3 import device as pa3_device
+from pa3.device import resolve_amp, use_channels_last
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """Pretend the CPU has native bf16 (and restore the cached answer afterwards)."""
+    monkeypatch.setattr(pa3_device, "cpu_has_native_bf16", lambda: True)
+
+
+def test_cpu_auto_is_bf16_only_where_native(monkeypatch):
+    monkeypatch.delenv("PA3_AMP", raising=False)
+    monkeypatch.setattr(pa3_device, "cpu_has_native_bf16", lambda: True)
+    assert resolve_amp("auto", CPU) is torch.bfloat16
+    monkeypatch.setattr(pa3_device, "cpu_has_native_bf16", lambda: False)
+    assert resolve_amp("auto", CPU) is None
+    assert resolve_amp("bf16", CPU) is torch.bfloat16  # asked for explicitly: emulated, but allowed
+
+
+def test_pa3_amp_off_turns_auto_off(monkeypatch, native_bf16):
+    monkeypatch.setenv("PA3_AMP", "off")
+    assert resolve_amp("auto", CPU) is None
+    monkeypatch.setenv("PA3_AMP", "fast")
+    with pytest.raises(ValueError, match="PA3_AMP='fast'"):
+        resolve_amp("auto", CPU)
+
+
+def test_amp_values_checked():
+    with pytest.raises(ValueError, match="amp='half'"):
+        resolve_amp("half", CPU)
+    with pytest.raises(ValueError, match="needs CUDA"):
+        resolve_amp("fp16", CPU)
+
+
+@pytest.mark.parametrize("env", [{"ATEN_CPU_CAPABILITY": "avx2"}, {"ONEDNN_MAX_CPU_ISA": "AVX2"}])
+def test_kernels_limited_below_bf16_means_no_native_bf16(env):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "from pa3.device import cpu_has_native_bf16 as f; print(f())"],
+                         env={**os.environ, **env}, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_channels_last_setting():
+    assert use_channels_last("auto") and use_channels_last("on") and use_channels_last(True)
+    assert not use_channels_last("off") and not use_channels_last(False)
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_importing_pa3_tunes_glibc_and_pa3_malloc_default_leaves_it():
+    import os
+    import subprocess
+    import sys
+
+    script = "import pa3, pa3.device as d; print(d._allocator_tuned)"
+    tuned = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    left = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PA3_MALLOC": "default"},
+                          capture_output=True, text=True, check=True)
+    assert (tuned.stdout.strip(), left.stdout.strip()) == ("True", "False")
+
+
+def test_bf16_channels_last_training_matches_fp32_closely(native_bf16):
+    """One forward of the baseline in bf16 + channels_last stays close to fp32 (same argmax mostly)."""
+    from pa3.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("fcn", 19).eval()
+    x = torch.randn(2, 3, 64, 128)
+    with torch.no_grad():
+        ref = model(x)
+        with pa3_device.autocast(CPU, torch.bfloat16):
+            fast = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    assert fast.shape == ref.shape
+    assert (fast.float().argmax(1) == ref.argmax(1)).float().mean() > 0.9
