@@ -1,0 +1,109 @@
+"""Grading: trained numbers checked against expected values with tolerances measured by calibration.
+
+Trained numbers are not portable. Another CPU's kernels (AVX2 instead of AVX-512), another thread count,
+fp32 instead of bf16, or a GPU change the floats after the first step, and training amplifies that. So
+the notebooks never compare a trained number as text. Instead an assertion cell calls ``check_runs``,
+which compares each run's metrics with the expected values committed in ``pa3/expected/<profile>.json``:
+
+    {"runs": {"baseline": {"miou": [0.290, 0.030], ...}, ...},    # [expected value, tolerance]
+     "claims": [["unet", "baseline", "miou"], ...]}              # "unet beats baseline in mIoU"
+
+The expected value is the committed run's; the tolerance is measured by ``benchmarks/calibrate.py``
+from calibration runs that each change one factor of the committed run (seed, CPU kernels, thread
+count, precision). A claim is listed only if it held in the committed run and in every calibration run.
+The calibration table is ``benchmarks/calibration.md``.
+"""
+import json
+import math
+from pathlib import Path
+
+from pa3 import labels
+
+EXPECTED_DIR = Path(__file__).parent / "expected"
+
+# What is checked in every run: (key, name in messages); "iou/<class>" is that class's IoU.
+CHECKED = [("miou", "mIoU"), ("pixel_acc", "pixel accuracy")] + [
+    (f"iou/{name}", f"IoU of {name}") for name in labels.REPORT_CLASSES]
+METRIC_NAMES = dict(CHECKED)
+
+
+def checked_values(metrics):
+    """{key: value} of the numbers ``check_runs`` checks, from a run's metrics.json dict (fractions)."""
+    values = {"miou": metrics["miou"], "pixel_acc": metrics["pixel_acc"]}
+    iou = metrics["iou"]
+    for name in labels.REPORT_CLASSES:
+        value = iou.get(name) if isinstance(iou, dict) else iou[labels.class_names("trainId").index(name)]
+        values[f"iou/{name}"] = float("nan") if value is None else float(value)
+    return values
+
+
+def expected_path(profile_name):
+    return EXPECTED_DIR / f"{profile_name}.json"
+
+
+def load_expected(profile_name):
+    """The expected values of ``profile_name``, or None when the profile has none (e.g. "full")."""
+    path = expected_path(profile_name)
+    if not path.is_file():
+        return None
+    try:
+        expected = json.loads(path.read_text())
+        runs, claims = expected["runs"], expected.get("claims", [])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a pa3 expected-values file ({error}); restore it with git "
+                         f"(git checkout -- {path.name}) or rewrite it with python -m benchmarks.calibrate") from error
+    return {"runs": runs, "claims": claims}
+
+
+def _run_metrics(name, profile):
+    from pa3.experiments import run_dir
+
+    path = run_dir(name, profile) / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read the metrics of run {name!r} ({path}: {error}); rerun the notebook "
+                         f"cell that trains it") from error
+
+
+def band_failures(name, values, bands):
+    """Messages for every value of run ``name`` outside its band; [] when all are inside."""
+    failures = []
+    for key, (center, tolerance) in bands.items():
+        value = values.get(key, float("nan"))
+        if not (math.isfinite(value) and abs(value - center) <= tolerance):
+            failures.append(f"{name}: {METRIC_NAMES.get(key, key)} {value:.3f} outside the expected band "
+                            f"{center:.3f} ± {tolerance:.3f}")
+    return failures
+
+
+def check_runs(names, profile):
+    """Assert that the trained numbers of experiments ``names`` lie in their calibrated bands.
+
+    Also checks every calibrated claim ("a beats b in mIoU") whose two experiments are both in ``names``.
+    Prints one line when everything holds (the same line on every machine); raises AssertionError naming
+    each metric outside its band, the band and the value found.
+    """
+    expected = load_expected(profile.name)
+    if expected is None:
+        print(f"no expected values for profile {profile.name!r}: nothing to check")
+        return
+    failures, checked = [], 0
+    values = {}
+    for name in names:
+        if name not in expected["runs"]:
+            raise ValueError(f"{expected_path(profile.name)} has no expected values for {name!r}; "
+                             f"recalibrate with python -m benchmarks.calibrate")
+        values[name] = checked_values(_run_metrics(name, profile))
+        failures += band_failures(name, values[name], expected["runs"][name])
+        checked += len(expected["runs"][name])
+    claims = [c for c in expected["claims"] if c[0] in values and c[1] in values]
+    for better, worse, key in claims:
+        if not values[better][key] > values[worse][key]:
+            failures.append(f"claim '{better} beats {worse} in {METRIC_NAMES[key]}' does not hold: "
+                            f"{values[better][key]:.3f} vs {values[worse][key]:.3f}")
+    if failures:
+        raise AssertionError("trained numbers outside their calibrated bands (see benchmarks/calibration.md):\n"
+                             + "\n".join(failures))
+    said = f"; {len(claims)} calibrated claim{'s' * (len(claims) != 1)} hold" if claims else ""
+    print(f"{', '.join(names)}: {checked} trained numbers within their calibrated bands{said}")
