@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from benchmarks.common import RESULTS_DIR, Context, Result, machine_info  # noqa: E402
 
-BENCHMARKS = ("loader", "eval", "train", "models", "fullres")
+BENCHMARKS = ("cpu", "loader", "eval", "train", "models", "fullres")
 COLUMNS = ("benchmark", "pa3", "baseline", "ratio", "goal", "met")
 
 

@@ -53,13 +53,15 @@ class Profile:
 
 
 PROFILES = {
-    # 2 CPU cores: every experiment trains with the same protocol, 200 steps of 4 frames at 64x128 (about
-    # 2.7 passes over the 300 training frames) with a poly schedule, so validation mIoU levels off; each
-    # run is validated 10 times on the whole val split (an "epoch" here is 20 steps). Chosen by measurement:
-    # benchmarks/calibration.md has the curves' end points and the spread across machines.
+    # 2 CPU cores: every experiment trains with the same protocol (64x128 frames, batches of 4, Adam with
+    # a poly schedule, 10 validations on the whole val split) until its validation mIoU levels off: 200
+    # steps (2.7 passes over the 300 training frames), and 400 for the ResNet backbones, which start from
+    # scratch here and need twice as long. An "epoch" here is a fixed number of steps. Chosen by
+    # measurement: benchmarks/calibration.md has the curves' end points and the spread across machines.
     "default": Profile(
         name="default", data_root=None, height=64, width=128,
-        budgets={"default": Budget(10, 20, 4)},
+        budgets={"resnet50_deconv": Budget(10, 40, 4), "deeplabv3": Budget(10, 40, 4),
+                 "resnet101_aspp": Budget(10, 40, 4), "default": Budget(10, 20, 4)},
         val_limit=None, num_workers=0, threads=2, lr_schedule="poly",
     ),
     # A GPU and real Cityscapes: the report's scale.
