@@ -24,14 +24,14 @@ from pathlib import Path
 VARIANTS = {
     "committed": ({}, {}),
     "seed": ({}, {"seed": 1}),
-    "threads": ({"PA3_THREADS": "1", "OMP_NUM_THREADS": "1"}, {}),
+    "threads": ({"PA3_THREADS": "2", "OMP_NUM_THREADS": "2"}, {}),
     "fp32": ({"PA3_AMP": "off"}, {}),
     "kernels": ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, {}),
 }
 DESCRIPTIONS = {
-    "committed": "the committed run: seed 0, 2 threads, AVX-512 kernels, bf16 autocast (native on this CPU)",
+    "committed": "the committed run: seed 0, 1 thread, AVX-512 kernels, bf16 autocast (native on this CPU)",
     "seed": "seed 1 instead of 0 (initial weights, data order, augmentation)",
-    "threads": "1 torch thread instead of 2 (other reduction orders)",
+    "threads": "2 torch threads instead of 1 (other reduction orders)",
     "fp32": "fp32 instead of bf16 autocast (PA3_AMP=off): what a CPU without native bf16 runs",
     "kernels": "ATen and oneDNN limited to AVX2 (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2); "
                "pa3 then also trains in fp32, as on an AVX2-only machine",

@@ -105,5 +105,5 @@ def check_runs(names, profile):
     if failures:
         raise AssertionError("trained numbers outside their calibrated bands (see benchmarks/calibration.md):\n"
                              + "\n".join(failures))
-    said = f"; {len(claims)} calibrated claim{'s' * (len(claims) != 1)} hold" if claims else ""
+    said = f"; {len(claims)} calibrated claim{' holds' if len(claims) == 1 else 's hold'}" if claims else ""
     print(f"{', '.join(names)}: {checked} trained numbers within their calibrated bands{said}")

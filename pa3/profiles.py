@@ -58,11 +58,13 @@ PROFILES = {
     # steps (2.7 passes over the 300 training frames), and 400 for the ResNet backbones, which start from
     # scratch here and need twice as long. An "epoch" here is a fixed number of steps. Chosen by
     # measurement: benchmarks/calibration.md has the curves' end points and the spread across machines.
+    # One thread: at 64x128 a second thread gains little, and one-thread runs share a busy machine well
+    # (two OpenMP threads stall whenever another process holds one of their cores). PA3_THREADS overrides.
     "default": Profile(
         name="default", data_root=None, height=64, width=128,
         budgets={"resnet50_deconv": Budget(10, 40, 4), "deeplabv3": Budget(10, 40, 4),
                  "resnet101_aspp": Budget(10, 40, 4), "default": Budget(10, 20, 4)},
-        val_limit=None, num_workers=0, threads=2, lr_schedule="poly",
+        val_limit=None, num_workers=0, threads=1, lr_schedule="poly",
     ),
     # A GPU and real Cityscapes: the report's scale.
     "full": Profile(

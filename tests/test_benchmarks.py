@@ -22,7 +22,7 @@ def test_smoke_run_writes_table_and_json(tmp_path, capsys):
     assert not any(str(r["met"]).startswith("error") for r in rows)
     assert not any(r["met"] in ("yes", "no") for r in rows)  # goals are not judged at smoke sizes
     names = " ".join(r["benchmark"] for r in rows)
-    for what in ("loader", "eval", "train fcn", "model fcn", "full-res"):
+    for what in ("cpu train step fcn", "kernel share", "loader", "eval", "train fcn", "model fcn", "full-res"):
         assert what in names, what
     eval_rows = saved["benchmarks"]["eval"]["rows"]
     assert all(r["details"]["max_abs_iou_delta"] <= 1e-6 for r in eval_rows)

@@ -22,7 +22,14 @@ def test_profile_selection(monkeypatch):
     monkeypatch.setenv("PA3_DATA", "/somewhere")
     prof = get_profile()
     assert (prof.name, prof.data_root, prof.height, prof.width) == ("full", "/somewhere", 512, 1024)
-    assert get_profile("default").budget("fcn") == PROFILES["default"].budgets["fcn"]
+    assert get_profile("default").budget("fcn") == PROFILES["default"].budgets["default"]
+    assert get_profile("default").budget("deeplabv3") == PROFILES["default"].budgets["deeplabv3"]
+    monkeypatch.setenv("PA3_RUNS", "/drive/runs")
+    monkeypatch.setenv("PA3_THREADS", "1")
+    assert (get_profile().runs_dir, get_profile().threads) == ("/drive/runs", 1)
+    monkeypatch.setenv("PA3_THREADS", "two")
+    with pytest.raises(ValueError, match="PA3_THREADS='two'"):
+        get_profile()
     with pytest.raises(ValueError, match="choose one of"):
         get_profile("fast")
 
