@@ -23,7 +23,7 @@ def test_profile_selection(monkeypatch):
     prof = get_profile()
     assert (prof.name, prof.data_root, prof.height, prof.width) == ("full", "/somewhere", 512, 1024)
     assert get_profile("default").budget("fcn") == PROFILES["default"].budgets["default"]
-    assert get_profile("default").budget("deeplabv3") == PROFILES["default"].budgets["deeplabv3"]
+    assert get_profile("default").budget("resnet50_deconv") == PROFILES["default"].budgets["resnet50_deconv"]
     monkeypatch.setenv("PA3_RUNS", "/drive/runs")
     monkeypatch.setenv("PA3_THREADS", "1")
     assert (get_profile().runs_dir, get_profile().threads) == ("/drive/runs", 1)
