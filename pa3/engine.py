@@ -22,7 +22,6 @@ import dataclasses
 import json
 import math
 import os
-import pickle
 import random
 import signal
 import threading
@@ -36,6 +35,7 @@ from tqdm import tqdm
 
 from pa3 import labels
 from pa3.device import AMP_MODES, autocast, resolve_amp, resolve_device, use_channels_last
+from pa3.files import BadFileError, load_torch
 
 # Fields that may change when a run is resumed; any other difference would change the result.
 RESUMABLE_FIELDS = ("epochs", "max_minutes", "num_workers", "early_stopping")
@@ -314,35 +314,47 @@ def _write_history(run_dir, history):
     _write_atomically(run_dir / "history.csv", write_csv)
 
 
+def _first_words(error, n=300):
+    return " ".join(str(error).split())[:n]
+
+
+CHECKPOINT_FIX = ("Pass a complete best.pt or last.pt written by pa3 (training writes them into its run folder): "
+                  "wait for an unfinished copy or sync, restore a damaged file from a copy, or train again")
+CHECKPOINT_KEYS = ("model", "model_name", "num_classes", "config")  # in every best.pt and last.pt
+
+
 def load_checkpoint(path, model=None, map_location="cpu"):
-    """Load a pa3 checkpoint safely (``torch.load(weights_only=True)``).
+    """Load a pa3 checkpoint safely (``torch.load(weights_only=True)``, via ``pa3.files.load_torch``).
 
     Args:
         path: a ``last.pt`` or ``best.pt`` written by ``fit``.
         model: optional nn.Module to load the weights into.
     Returns:
-        the checkpoint dict ("model", "config", "history", "epoch", ...).
+        the checkpoint dict ("model", "config", "model_name", "num_classes", "history", "epoch", ...).
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        pa3.files.BadFileError: a folder, an empty, unreadable, truncated or damaged file, not a pa3
+            checkpoint, pickled code, or weights that do not fit ``model``; the message says what to do.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path} is not a pa3 checkpoint: it holds pickled Python objects (code) that safe loading "
-            f"refuses, and loading an untrusted file like this could run arbitrary code. Only load "
-            f"checkpoints written by pa3.engine.fit from a source you trust. ({error})") from error
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise ValueError(f"{path} is not a pa3 checkpoint (no 'model' entry); it was not written by pa3.engine.fit")
+    fix = CHECKPOINT_FIX
+    if (path / "best.pt").is_file():  # a run folder given instead of its checkpoint
+        fix = f"Pass the checkpoint in it: {path / 'best.pt'}"
+    checkpoint = load_torch(path, "checkpoint", fix, map_location=map_location)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
+        raise BadFileError(path, "is not a pa3 checkpoint: it holds no 'model' weights", CHECKPOINT_FIX, "checkpoint")
+    missing = [k for k in CHECKPOINT_KEYS if k not in checkpoint]
+    if missing:
+        raise BadFileError(path, f"is not a pa3 checkpoint: it has no {', '.join(map(repr, missing))} entry",
+                           CHECKPOINT_FIX, "checkpoint")
     if model is not None:
         try:
             unwrap(model).load_state_dict(checkpoint["model"])
         except RuntimeError as error:
-            raise ValueError(
-                f"the weights in {path} (a {checkpoint.get('model_name')!r} model with "
-                f"{checkpoint.get('num_classes')} classes) do not fit the {type(unwrap(model)).__name__} given: rebuild the model it holds with "
-                f"pa3.engine.load_model({str(path)!r}). ({error})") from error
+            raise BadFileError(
+                path, f"holds a {checkpoint['model_name']!r} model with {checkpoint['num_classes']} classes, whose "
+                f"weights do not fit the {type(unwrap(model)).__name__} given ({_first_words(error)})",
+                f"Rebuild the model it holds with pa3.engine.load_model({str(path)!r})", "checkpoint") from error
     return checkpoint
 
 
@@ -359,17 +371,20 @@ def load_model(checkpoint_path, num_classes=None, model_name=None, map_location=
     checkpoint = load_checkpoint(checkpoint_path, map_location=map_location)
     saved_name, saved_classes = checkpoint["model_name"], checkpoint["num_classes"]
     if model_name is not None and model_name != saved_name:
-        raise ValueError(f"{checkpoint_path} holds a {saved_name!r} model, not {model_name!r}: use the checkpoint of "
-                         f"a {model_name!r} run, or load this one with model_name={saved_name!r} (or none)")
+        raise BadFileError(checkpoint_path, f"holds a {saved_name!r} model, not {model_name!r}",
+                           f"Use the checkpoint of a {model_name!r} run, or load this one with "
+                           f"model_name={saved_name!r} (or none)", "checkpoint")
     if num_classes is not None and num_classes != saved_classes:
-        raise ValueError(f"{checkpoint_path} holds a model with {saved_classes} classes, not {num_classes} "
-                         f"(check --label-space: trainId has 19 classes, labelId 34)")
+        raise BadFileError(checkpoint_path, f"holds a model with {saved_classes} classes, not {num_classes} "
+                           f"(check --label-space: trainId has 19 classes, labelId 34)",
+                           "Use a checkpoint trained in the label space you evaluate in", "checkpoint")
     model = build_model(saved_name, saved_classes, pretrained=False)
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
-        raise ValueError(f"the weights in {checkpoint_path} do not fit pa3.models.build_model({saved_name!r}, "
-                         f"{saved_classes}): {error}") from error
+        raise BadFileError(checkpoint_path, f"holds weights that do not fit pa3.models.build_model({saved_name!r}, "
+                           f"{saved_classes}) ({_first_words(error)})",
+                           "It was written by another version of pa3's models: retrain it", "checkpoint") from error
     return model.to(map_location).eval()
 
 

@@ -183,7 +183,7 @@ def test_load_model_refuses_another_model_or_class_count(tmp_path):
     pytest.importorskip("pa3.models")
     path = tmp_path / "best.pt"
     conv = nn.Conv2d(3, 19, 1)
-    torch.save({"model": conv.state_dict(), "model_name": "fcn", "num_classes": 19}, path)
+    torch.save({"model": conv.state_dict(), "model_name": "fcn", "num_classes": 19, "config": {}}, path)
     with pytest.raises(ValueError) as error:
         engine.load_model(path, model_name="unet")
     assert str(path) in str(error.value) and "holds a 'fcn' model, not 'unet'" in str(error.value)
