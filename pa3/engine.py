@@ -7,6 +7,7 @@ with Adam (the report's optimiser), validates every epoch, and keeps a run folde
     run_dir/history.csv    one row per epoch (also history.json)
     run_dir/metrics.json   validation metrics of the best epoch (by mIoU)
     run_dir/last.pt        everything needed to resume (model, optimiser, scheduler, RNG states, history)
+    run_dir/last.prev.pt   the last.pt before it: a damaged last.pt never loses the run
     run_dir/best.pt        model weights of the best epoch (for evaluation and figures)
 
 Runs survive interruptions: ``fit`` saves ``last.pt`` at the end of every epoch and, on a time budget,
@@ -35,7 +36,7 @@ from tqdm import tqdm
 
 from pa3 import labels
 from pa3.device import AMP_MODES, autocast, resolve_amp, resolve_device, use_channels_last
-from pa3.files import BadFileError, load_torch
+from pa3.files import BadFileError, load_torch, remove
 
 # Fields that may change when a run is resumed; any other difference would change the result.
 RESUMABLE_FIELDS = ("epochs", "max_minutes", "num_workers", "early_stopping")
@@ -281,9 +282,30 @@ def _write_atomically(path, write):
                       f"another run folder.") from error
 
 
-def save_checkpoint(state, path):
-    """torch.save ``state`` atomically (tmp file + os.replace)."""
-    _write_atomically(path, lambda tmp: torch.save(state, tmp))
+def _previous(path):
+    """Where ``save_checkpoint(..., keep_previous=True)`` keeps the file it replaces: last.pt -> last.prev.pt."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save_checkpoint(state, path, keep_previous=False):
+    """torch.save ``state`` atomically (tmp file + os.replace).
+
+    keep_previous: the file ``path`` held becomes ``<stem>.prev.pt`` (the one before that is deleted first,
+    so at most two copies are on disk while the new one is written): a damaged ``path`` never loses the run.
+    """
+    path = Path(path)
+    if not keep_previous or not path.exists():
+        _write_atomically(path, lambda tmp: torch.save(state, tmp))
+        return
+    previous = _previous(path)
+    previous.unlink(missing_ok=True)
+
+    def write(tmp):
+        torch.save(state, tmp)
+        os.replace(path, previous)  # a stop right after this leaves last.prev.pt and no last.pt: fit refuses
+
+    _write_atomically(path, write)
 
 
 def _json_safe(value):
@@ -396,6 +418,54 @@ def _check_resumable(saved, config, path):
         raise ValueError(
             f"cannot resume {path}: the run was started with a different config ({'; '.join(differing)}). "
             f"Use a new run_dir, or resume=False (--force on the command line) to start over.")
+
+
+RESUME_KEYS = ("optimizer", "scheduler", "scaler", "epoch", "step_in_epoch", "global_step", "loss_sum",
+               "seconds_so_far", "history", "best_metrics")  # what last.pt holds beyond a best.pt
+
+
+def _load_training_state(path, map_location="cpu"):
+    checkpoint = load_checkpoint(path, map_location=map_location)
+    missing = [k for k in RESUME_KEYS if k not in checkpoint]
+    if missing:
+        raise BadFileError(path, f"holds no training state to resume from (no {', '.join(map(repr, missing))}; a "
+                                 f"best.pt holds weights only)", CHECKPOINT_FIX, "checkpoint")
+    return checkpoint
+
+
+def _ways_forward(run_dir):
+    """Which other checkpoints of ``run_dir`` are intact, and what the user can do (for a damaged last.pt)."""
+    last, previous, best = run_dir / "last.pt", _previous(run_dir / "last.pt"), run_dir / "best.pt"
+    intact, damaged, ways = [], [], []
+    for path in (previous, best):
+        try:
+            checkpoint = _load_training_state(path) if path == previous else load_checkpoint(path)
+        except FileNotFoundError:
+            continue
+        except BadFileError as error:
+            damaged.append(f"{path.name} {error.problem}")
+            continue
+        if path == previous:
+            intact.append(f"{path.name} (the training state at epoch {checkpoint['epoch'] + 1} step "
+                          f"{checkpoint['step_in_epoch']}, one save before last.pt)")
+            ways.append(f"continue from that state: mv {path} {last}, then run the same command again")
+        else:
+            intact.append(f"{path.name} (the weights of epoch {checkpoint['epoch']}; it cannot continue training)")
+            ways.append(f"evaluate those weights: python -m pa3 evaluate --checkpoint {path}")
+    ways.append("start over: the same command with --force (fit(..., resume=False)), which deletes this run's "
+                "checkpoints")
+    return (f"Nothing was deleted. Intact: {', '.join(intact) or 'no other checkpoint of this run'}"
+            + (f"; damaged too: {', '.join(damaged)}" if damaged else "") + ". Ways forward: " + "; or ".join(ways))
+
+
+def _resume_checkpoint(run_dir, map_location):
+    """``run_dir/last.pt`` checked for resuming; a damaged one is refused with the intact files and the ways forward."""
+    last = run_dir / "last.pt"
+    try:
+        return _load_training_state(last, map_location)
+    except (BadFileError, FileNotFoundError) as error:
+        problem = getattr(error, "problem", "does not exist (pa3 was stopped while replacing it)")
+        raise BadFileError(last, problem, _ways_forward(run_dir), "cannot resume: checkpoint") from error
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -588,8 +658,8 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
     loss_sum, seconds_so_far, rng_state = 0.0, 0.0, None
     history, best_metrics = [], None
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if resume and last_path.exists():
-        checkpoint = load_checkpoint(last_path, map_location=device)
+    if resume and (last_path.exists() or _previous(last_path).exists()):
+        checkpoint = _resume_checkpoint(run_dir, map_location=device)
         _check_resumable(checkpoint["config"], config, last_path)
         unwrap(model).load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -612,8 +682,8 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
             raise OSError(f"cannot create run folder {run_dir}: {error}. Choose a writable run folder "
                           f"(run_dir, --run-dir on the command line).") from error
         if not resume:  # starting over: nothing of an earlier run may mix with this one
-            for name in ("last.pt", "best.pt", "history.json", "history.csv", "metrics.json"):
-                (run_dir / name).unlink(missing_ok=True)
+            for name in ("last.pt", "last.prev.pt", "best.pt", "history.json", "history.csv", "metrics.json"):
+                remove(run_dir / name)
         write_json(run_dir / "config.json", config.to_dict())
 
     def checkpoint_state(rng_states=None):
@@ -671,7 +741,7 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
                 status = "interrupted"
                 rng_states = _gather_rng_states(train_loader)
                 if main:
-                    save_checkpoint(checkpoint_state(rng_states), last_path)
+                    save_checkpoint(checkpoint_state(rng_states), last_path, keep_previous=True)
                 break
 
             eval_started = time.monotonic()
@@ -695,7 +765,7 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
                 # epoch is redone on resume), never a last.pt whose best epoch has no best.pt
                 if improved:
                     save_checkpoint(_best_state(unwrap(model), config, num_classes, epoch, best_metrics, history), best_path)
-                save_checkpoint(checkpoint_state(), last_path)
+                save_checkpoint(checkpoint_state(), last_path, keep_previous=True)
                 write_run_folder("running")
             barrier()
             if epoch < config.epochs and _any_process(should_stop()):

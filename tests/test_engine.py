@@ -392,7 +392,8 @@ def test_best_is_written_before_last(tiny, tmp_path, monkeypatch):
     """A kill between the two end-of-epoch writes must never leave a last.pt whose best epoch has no best.pt."""
     order = []
     save = engine.save_checkpoint
-    monkeypatch.setattr(engine, "save_checkpoint", lambda state, path: (order.append(Path(path).name), save(state, path)))
+    monkeypatch.setattr(engine, "save_checkpoint",
+                        lambda state, path, **kw: (order.append(Path(path).name), save(state, path, **kw)))
     train, val = tiny["tiny_loaders"]()
     fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=1), tmp_path, criterion=ce(), num_classes=3)
     assert order == ["best.pt", "last.pt"]
