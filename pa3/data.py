@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pa3 import project_dir
+from pa3.files import unreadable
 from pa3.labels import IGNORE_INDEX, check_space, class_names, decode_lut, encode_lut, num_classes
 from pa3.transforms import EvalPreset
 
@@ -175,12 +176,17 @@ def read_csv_list(csv_path, root=None):
             names) an image paired with another frame's label; the rows are named.
     """
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise DatasetError(f"CSV list {csv_path} does not exist")
+    fix = "Give the path of a CSV list whose rows are 'image path, label path'"
+    problem = unreadable(csv_path)
+    if problem:
+        raise DatasetError(f"CSV list {csv_path} {problem}. {fix}")
     base = Path(root) if root is not None else csv_path.parent
     pairs, missing, crossed = [], [], []
-    with open(csv_path, newline="") as f:
-        rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), 1)]
+    try:
+        with open(csv_path, newline="") as f:
+            rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), 1)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DatasetError(f"CSV list {csv_path} is not a text file of rows ({error}). {fix}") from error
     rows = [(n, row) for n, row in rows if any(row)]
     if rows and not any(c.lower().endswith((".png", ".jpg", ".jpeg")) for c in rows[0][1][:2]):
         rows = rows[1:]  # header
@@ -449,6 +455,12 @@ def _label_lut(label_space, label_file):
     return lut
 
 
+def _why(path, error):
+    """Why a file could not be decoded: 'it is empty (0 bytes)', 'it is a folder, ...', else the decoder's error."""
+    problem = unreadable(path)
+    return f"it {problem}" if problem else str(error)
+
+
 def _atomic_write_text(path, text):
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
@@ -544,12 +556,14 @@ class CityscapesSegmentation(Dataset):
             image = Image.open(image_path)
             image.load()
         except Exception as e:  # noqa: BLE001
-            raise DatasetError(f"cannot read image {image_path}: {e}. Re-download or re-unzip it.") from e
+            raise DatasetError(f"cannot read image {image_path}: {_why(image_path, e)}. "
+                               f"Re-download or re-unzip it.") from e
         try:
             label = Image.open(label_path)
             label.load()
         except Exception as e:  # noqa: BLE001
-            raise DatasetError(f"cannot read label {label_path}: {e}. Re-download or re-unzip it.") from e
+            raise DatasetError(f"cannot read label {label_path}: {_why(label_path, e)}. "
+                               f"Re-download or re-unzip it.") from e
         if label.mode not in ("L", "P"):
             raise DatasetError(
                 f"label {label_path} has mode {label.mode}, not a single-channel 8-bit id image: it looks "

@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from . import labels, project_dir, short_path
+from .files import BadFileError, read_text
 
 GENERATOR_VERSION = 2  # 2: the sky gradient no longer depends on the CPU's SIMD features
 STAMP_NAME = "pa3_synthetic.json"
@@ -807,11 +808,13 @@ def write_manifest(root, path=MANIFEST):
 
 def read_manifest(path=MANIFEST) -> dict:
     """{relative path: sha256} from a ``sha256sum``-format file written by ``write_manifest``."""
+    fix = f"Restore it with git (git checkout -- {Path(path).name}) or rewrite it with write_manifest"
     entries = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path, "checksum manifest", fix).splitlines(), 1):
         digest, sep, name = line.partition("  ")
         if not sep or len(digest) != 64:
-            raise ValueError(f"{path}, line {number}: expected '<sha256>  <path>', found {line!r}")
+            raise BadFileError(path, f"is not a checksum manifest: line {number} is {line!r}, not "
+                               f"'<sha256>  <path>'", fix, "checksum manifest")
         entries[name] = digest
     return entries
 
