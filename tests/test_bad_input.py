@@ -44,6 +44,8 @@ generate into a folder pa3 did not write        test_synthetic.py::test_generate
 CSV list whose rows pair different frames       test_data.py::test_read_csv_list_refuses_a_shifted_list
 uint16 instance ids given as labelIds           test_data.py::test_encode_refuses_values_that_would_wrap_around
 pretrained file carrying a pickled callable     test_models.py::test_pretrained_file_loads_backbone
+damaged file (empty, truncated, random bytes,   test_files.py: every reader x every damage (docs/files.md);
+text, folder, unreadable, wrong JSON)           derived data (cache, class frequencies, synthetic stamp) rebuilt
 ==============================================  ===========================================================
 """
 import errno
