@@ -234,9 +234,9 @@ def cmd_train(args):
                   f"{size[0]}x{size[1]}) into {run_dir}" + (f" on {world_size} processes" if world_size > 1 else ""))
         engine.fit(model, train_loader, val_loader, config, run_dir, resume=not args.force)
         if rank == 0:
-            import json
+            from pa3.files import read_run_file
 
-            metrics = json.loads((run_dir / "metrics.json").read_text())
+            metrics = read_run_file(run_dir, "metrics.json")
             if metrics.get("best_epoch"):
                 _print_metrics(metrics, f"best epoch {metrics['best_epoch']} (val)")
     finally:

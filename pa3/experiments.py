@@ -6,7 +6,6 @@ below is one row; ``run_experiment`` trains it into ``<runs_dir>/<profile>/<name
 run with the same configuration is already there, so the comparison notebook can redraw every table
 and figure without retraining.
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 from pa3 import labels
 from pa3.data import CityscapesSegmentation, class_frequencies, find_pairs, make_loader
 from pa3.engine import TrainConfig, fit, load_model, seed_everything
+from pa3.files import read_run_file
 from pa3.losses import class_weights
 from pa3.models import build_model
 from pa3.transforms import EvalPreset, TrainPreset
@@ -92,8 +92,8 @@ def is_complete(name, profile):
     folder = run_dir(name, profile)
     if not (folder / "metrics.json").exists() or not (folder / "config.json").exists():
         return False
-    status = json.loads((folder / "metrics.json").read_text()).get("status")
-    saved = json.loads((folder / "config.json").read_text())
+    status = read_run_file(folder, "metrics.json", keys=("status",))["status"]
+    saved = read_run_file(folder, "config.json", keys=("model",))
     return status in ("complete", "early_stopped") and saved == make_config(name, profile).to_dict()
 
 
@@ -120,8 +120,8 @@ def load_run(name, profile):
     prediction), like ``pa3.engine.evaluate`` returns it; the run folder stores it as {class name: IoU}.
     """
     folder = run_dir(name, profile)
-    history = pd.DataFrame(json.loads((folder / "history.json").read_text()))
-    metrics = json.loads((folder / "metrics.json").read_text())
+    history = pd.DataFrame(read_run_file(folder, "history.json", expect=list))
+    metrics = read_run_file(folder, "metrics.json", keys=("status", "iou"))
     names = labels.class_names(profile.label_space)
     metrics["iou"] = [float("nan") if metrics["iou"].get(n) is None else metrics["iou"][n] for n in names]
     return history, metrics

@@ -24,7 +24,6 @@ and says where to put the file when offline; a path loads a local state dict.
 """
 import math
 import os
-import pickle
 import urllib.parse
 
 import torch
@@ -33,6 +32,8 @@ import torchvision
 from torch import nn
 from torchvision.models import ResNet50_Weights, ResNet101_Weights
 from torchvision.models.segmentation import DeepLabV3_ResNet50_Weights, DeepLabV3_ResNet101_Weights
+
+from pa3.files import BadFileError, load_torch
 
 SIZE_MULTIPLE = 32  # every model's total down-sampling factor (five stride-2 stages)
 
@@ -173,6 +174,10 @@ def _checkpoint_path(weights):
 
 def _download(weights):
     """State dict of a torchvision weights enum; offline -> RuntimeError saying where to put the file."""
+    cached = _checkpoint_path(weights)
+    if os.path.exists(cached):  # torch.hub's copy of an earlier download: checked like any weights file
+        return load_torch(cached, "pretrained weights file", f"It is torch.hub's copy of {weights.url}: delete it "
+                          f"and run again to download it again, or put an intact copy of that file there")
     try:
         # torch.hub (looked up at call time) caches into torch.hub.get_dir()/checkpoints and reuses the file
         return torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", progress=True, check_hash=True,
@@ -185,20 +190,18 @@ def _download(weights):
             f"(a local state dict), or pretrained=False to train from scratch") from err
 
 
+_WEIGHTS_FIX = ("Pass the path of a state dict saved with torch.save(model.state_dict(), path), "
+                "pretrained=True to download torchvision's weights, or pretrained=False")
+
+
 def _read_state_dict(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"pretrained weights file {path!s} not found; pass pretrained=True to download "
-                                f"torchvision's weights, or pretrained=False")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise pickle.UnpicklingError(
-            f"refusing to load {path!s}: it holds more than tensors (pickled code, which torch.load(..., "
-            f"weights_only=True) does not run). Save the weights with torch.save(model.state_dict(), path) "
-            f"from a source you trust. ({str(error).splitlines()[0]})") from None
+    state = load_torch(path, "pretrained weights file", _WEIGHTS_FIX)
     for key in ("state_dict", "model"):  # common checkpoint wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise BadFileError(path, "holds no state dict (a dict of parameter name -> tensor)", _WEIGHTS_FIX,
+                           "pretrained weights file")
     return state
 
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from pa3 import engine
 from pa3.engine import TrainConfig, evaluate, fit, load_checkpoint, predict
+from pa3.files import BadFileError
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 3
@@ -258,10 +259,10 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny, tmp_path):
 def test_pickled_callable_checkpoint_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "hook": print}, path)  # a pickled callable: weights_only refuses it
-    with pytest.raises(ValueError, match=r"evil.pt is not a pa3 checkpoint.*trust"):
+    with pytest.raises(BadFileError, match=r"evil.pt holds pickled Python objects \(code\).*from a source you trust"):
         load_checkpoint(path)
     torch.save({"weights": torch.zeros(1)}, path)
-    with pytest.raises(ValueError, match="not a pa3 checkpoint"):
+    with pytest.raises(BadFileError, match="not a pa3 checkpoint"):
         load_checkpoint(path)
 
 
@@ -391,7 +392,8 @@ def test_best_is_written_before_last(tiny, tmp_path, monkeypatch):
     """A kill between the two end-of-epoch writes must never leave a last.pt whose best epoch has no best.pt."""
     order = []
     save = engine.save_checkpoint
-    monkeypatch.setattr(engine, "save_checkpoint", lambda state, path: (order.append(Path(path).name), save(state, path)))
+    monkeypatch.setattr(engine, "save_checkpoint",
+                        lambda state, path, **kw: (order.append(Path(path).name), save(state, path, **kw)))
     train, val = tiny["tiny_loaders"]()
     fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=1), tmp_path, criterion=ce(), num_classes=3)
     assert order == ["best.pt", "last.pt"]
