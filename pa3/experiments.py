@@ -44,6 +44,10 @@ EXPERIMENTS = {
 }
 
 
+TABLE5_UPPER = ("baseline", "resnet50", "unet", "deeplab", "ours", "unet_aspp")  # architectures (+ U-Net+ASPP)
+TABLE5_LOWER = ("baseline", "dice", "weighted", "augmented")  # the baseline with other losses / augmentation
+
+
 def check_experiment(name):
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
@@ -125,6 +129,14 @@ def load_run(name, profile):
     names = labels.class_names(profile.label_space)
     metrics["iou"] = [float("nan") if metrics["iou"].get(n) is None else metrics["iou"][n] for n in names]
     return history, metrics
+
+
+def results_table(names, profile):
+    """The report's Tables 5 and 6 for finished runs ``names``: one row per experiment (its display name),
+    IoU of the report's five classes, mIoU and pixel accuracy, in percent (``pa3.viz.results_table``)."""
+    from pa3.viz import results_table as table
+
+    return table({EXPERIMENTS[name].display: load_run(name, profile)[1] for name in names}, profile.label_space)
 
 
 def trained_model(name, profile, device="cpu"):
