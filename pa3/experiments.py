@@ -15,7 +15,7 @@ import torch
 
 from pa3 import labels
 from pa3.data import CityscapesSegmentation, class_frequencies, find_pairs, make_loader
-from pa3.engine import TrainConfig, fit, load_model, seed_everything
+from pa3.engine import TrainConfig, fit, load_model, seed_everything, upgrade_config_dict
 from pa3.losses import class_weights
 from pa3.models import build_model
 from pa3.transforms import EvalPreset, TrainPreset
@@ -94,7 +94,8 @@ def is_complete(name, profile):
         return False
     status = json.loads((folder / "metrics.json").read_text()).get("status")
     saved = json.loads((folder / "config.json").read_text())
-    return status in ("complete", "early_stopped") and saved == make_config(name, profile).to_dict()
+    same_config = upgrade_config_dict(saved) == make_config(name, profile).to_dict()  # fields added since: defaults
+    return status in ("complete", "early_stopped") and same_config
 
 
 def run_experiment(name, profile, force=False):

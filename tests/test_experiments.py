@@ -62,3 +62,15 @@ def test_report_images_are_test_positions_1_2_4_9(tiny_profile):
     assert ids == [1, 2, 4, 9] and images.shape == (4, 3, 32, 64) and masks.shape == (4, 32, 64)
     assert experiments.figure_split(tiny_profile) == "val"  # not a pa3 synthetic root: real test labels absent
     assert np.isfinite(images.numpy()).all()
+
+
+def test_run_saved_before_new_config_fields_is_still_complete(tiny_profile):
+    """A run folder whose config.json predates accumulation_steps is reused, not retrained."""
+    import json
+
+    folder = experiments.run_experiment("baseline", tiny_profile)
+    saved = json.loads((folder / "config.json").read_text())
+    del saved["accumulation_steps"]
+    (folder / "config.json").write_text(json.dumps(saved))
+    assert experiments.is_complete("baseline", tiny_profile)
+
