@@ -74,6 +74,7 @@ class TrainConfig:
     sync_bn: bool = False  # SyncBatchNorm under torch.distributed
     compile: bool = False  # torch.compile the model
     accumulation_steps: int = 1  # split each batch into this many micro-batches, one optimiser step per batch
+    checkpointing: bool = False  # activation checkpointing of the model's blocks (pa3.models.set_checkpointing)
 
     def __post_init__(self):
         labels.check_space(self.label_space)
@@ -174,8 +175,9 @@ def _is_prepared(model):
 def prepare_model(model, config, device):
     """Move a model to ``device`` and apply the config's speed settings.
 
-    SyncBatchNorm (config.sync_bn, under torch.distributed on GPUs), channels_last memory format,
-    DistributedDataParallel (when torch.distributed is initialised) and torch.compile (config.compile).
+    SyncBatchNorm (config.sync_bn, under torch.distributed on GPUs), activation checkpointing
+    (config.checkpointing), channels_last memory format, DistributedDataParallel (when torch.distributed
+    is initialised) and torch.compile (config.compile).
     Also sets cuDNN flags: deterministic if config.deterministic, else benchmark mode.
     """
     if device.type == "cuda":
@@ -187,6 +189,9 @@ def prepare_model(model, config, device):
     if is_dist() and config.sync_bn and device.type == "cuda":  # SyncBatchNorm needs GPUs
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
+    if config.checkpointing:
+        from pa3.models import set_checkpointing
+        set_checkpointing(model)
     if use_channels_last(config.channels_last):
         model = model.to(memory_format=torch.channels_last)
     if is_dist():

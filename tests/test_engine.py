@@ -536,10 +536,16 @@ def test_accumulation_resume_equals_uninterrupted(tiny, tmp_path):
 
 
 def test_runs_saved_before_new_config_fields_still_resume(tiny, tmp_path):
-    """A run folder written before accumulation_steps existed resumes with its default."""
+    """A run folder written before accumulation_steps/checkpointing existed resumes with their defaults."""
     config = tiny["tiny_config"]()
-    old = {k: v for k, v in config.to_dict().items() if k != "accumulation_steps"}
+    old = {k: v for k, v in config.to_dict().items() if k not in ("accumulation_steps", "checkpointing")}
     engine._check_resumable(old, config, tmp_path / "last.pt")
     with pytest.raises(ValueError, match="accumulation_steps: saved 1, now 2"):
         engine._check_resumable(old, tiny["tiny_config"](accumulation_steps=2), tmp_path / "last.pt")
 
+
+def test_checkpointing_needs_a_pa3_model(tiny, tmp_path):
+    train, val = tiny["tiny_loaders"]()
+    with pytest.raises(ValueError, match="TinyNet names no blocks to checkpoint.*checkpointing=False"):
+        fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](checkpointing=True), tmp_path, criterion=ce(),
+            num_classes=3)

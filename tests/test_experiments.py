@@ -65,12 +65,13 @@ def test_report_images_are_test_positions_1_2_4_9(tiny_profile):
 
 
 def test_run_saved_before_new_config_fields_is_still_complete(tiny_profile):
-    """A run folder whose config.json predates accumulation_steps is reused, not retrained."""
+    """A run folder whose config.json predates accumulation_steps/checkpointing is reused, not retrained."""
     import json
 
     folder = experiments.run_experiment("baseline", tiny_profile)
     saved = json.loads((folder / "config.json").read_text())
-    del saved["accumulation_steps"]
+    for key in ("accumulation_steps", "checkpointing"):
+        del saved[key]
     (folder / "config.json").write_text(json.dumps(saved))
     assert experiments.is_complete("baseline", tiny_profile)
 
