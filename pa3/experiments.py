@@ -72,6 +72,7 @@ def make_config(name, profile):
     config = TrainConfig(
         model=exp.model, label_space=profile.label_space, height=profile.height, width=profile.width,
         batch_size=budget.batch_size, epochs=budget.epochs, max_steps_per_epoch=budget.max_steps_per_epoch,
+        accumulation_steps=budget.accumulation_steps, checkpointing=budget.checkpointing,
         loss=exp.loss, augment=exp.augment, num_workers=profile.num_workers, lr_schedule=profile.lr_schedule,
         seed=profile.seed,
         pretrained=profile.pretrained and exp.model not in ("fcn", "unet", "unet_aspp"),

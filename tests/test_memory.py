@@ -1,11 +1,15 @@
 """Tests of pa3.memory: the saved-activation count (meta device == real CPU, fp32 and bf16 autocast), the
-estimate's parts, and the count under activation checkpointing."""
+estimate's parts, the count under activation checkpointing, and every model under every GPU profile within
+its memory target."""
 import pytest
 import torch
 
 from pa3.losses import build_loss
-from pa3.memory import count_saved_tensors, estimate_memory
-from pa3.models import build_model, checkpoint_blocks
+from pa3.memory import HEADROOM, count_saved_tensors, estimate_memory
+from pa3.models import MODELS, build_model, checkpoint_blocks
+from pa3.profiles import GPUS, PROFILES
+
+GPU_PROFILES = [name for name, profile in PROFILES.items() if profile.gpu]
 
 
 def real_cpu_count(name, size, autocast_dtype=None):
@@ -57,3 +61,32 @@ def test_checkpointing_counts_kept_inputs_and_one_recomputed_block():
     full = estimate_memory("unet_aspp", 2, (512, 1024), "fp16")
     checkpointed = estimate_memory("unet_aspp", 2, (512, 1024), "fp16", checkpointing=True)
     assert checkpointed.activations < 0.7 * full.activations and checkpointed.weights == full.weights
+
+
+@pytest.mark.parametrize("profile_name", GPU_PROFILES)
+def test_every_model_fits_its_profiles_gpu(profile_name):
+    """Each model's budget under a GPU profile fits HEADROOM of that GPU's memory, by pa3's estimate."""
+    from pa3.profiles import estimate_memory as profile_estimate
+
+    profile = PROFILES[profile_name]
+    target = HEADROOM * GPUS[profile.gpu].memory_gib
+    for name in MODELS:
+        estimate = profile_estimate(profile, name)
+        assert estimate.gib <= target, f"{profile_name}: {estimate} exceeds {target:.1f} GiB"
+
+
+@pytest.mark.parametrize("profile_name, model, bigger", [
+    ("colab", "unet", dict(batch=8)), ("colab", "deeplabv3", dict(batch=8)),
+    ("colab", "resnet101_aspp", dict(batch=8)), ("colab", "unet_aspp", dict(batch=2, checkpointing=False)),
+    ("full", "unet_aspp", dict(batch=8)),
+])
+def test_profile_splits_are_needed(profile_name, model, bigger):
+    """The profiles split a batch (or checkpoint) only where the next larger setting does not fit."""
+    profile = PROFILES[profile_name]
+    budget = profile.budget(model)
+    setting = dict(batch=budget.batch_size // budget.accumulation_steps, checkpointing=budget.checkpointing)
+    setting.update(bigger)
+    gpu = GPUS[profile.gpu]
+    estimate = estimate_memory(model, setting["batch"], (profile.height, profile.width), gpu.precision,
+                               setting["checkpointing"])
+    assert estimate.gib > HEADROOM * gpu.memory_gib
