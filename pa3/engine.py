@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from pa3 import labels
+from pa3 import labels, memory
 from pa3.device import AMP_MODES, autocast, resolve_amp, resolve_device, use_channels_last
 
 # Fields that may change when a run is resumed; any other difference would change the result.
@@ -580,6 +580,9 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
     Returns:
         history: list of dicts, one per epoch (epoch, train_loss, val_loss, pixel_acc, mean_acc, miou, lr,
         iou_<class name>..., seconds).
+    Raises:
+        pa3.memory.InsufficientMemoryError: on a GPU that pa3's estimate says is too small for the
+            config, before any training (the message names a setting that fits).
     """
     run_dir = Path(run_dir)
     main = is_main_process()
@@ -603,6 +606,8 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     amp_dtype = resolve_amp(config.amp, device)
+    # on a GPU: refuse, with a setting that fits, what the estimate says will not fit its memory
+    memory.check_fits(config, device, num_classes, memory.precision_of(amp_dtype))
     precision = str(amp_dtype or torch.float32).removeprefix("torch.")  # recorded in metrics.json
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     channels_last = use_channels_last(config.channels_last)

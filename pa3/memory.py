@@ -204,3 +204,74 @@ def estimate_config(config, num_classes, precision):
     """MemoryEstimate of a ``pa3.engine.TrainConfig`` (micro-batch = batch_size / accumulation_steps)."""
     return estimate_memory(config.model, config.batch_size // config.accumulation_steps,
                            (config.height, config.width), precision, config.checkpointing, num_classes)
+
+
+def fitting_settings(config, num_classes, precision, memory):
+    """The first of (fewer images per forward, then checkpointing) whose estimate fits ``HEADROOM * memory``.
+
+    Tries every ``accumulation_steps`` that divides ``batch_size`` (micro-batches largest first, never below
+    the model's ``min_train_batch``), without and then with activation checkpointing, so the effective
+    batch stays ``batch_size``.
+
+    Returns:
+        (accumulation_steps, checkpointing, MemoryEstimate), or None when nothing fits.
+    """
+    from pa3.models import MODELS
+
+    smallest = MODELS[config.model].min_train_batch
+    steps = [k for k in range(1, config.batch_size + 1)
+             if config.batch_size % k == 0 and config.batch_size // k >= smallest]
+    for checkpointing in (False, True):
+        for k in steps:
+            estimate = estimate_memory(config.model, config.batch_size // k, (config.height, config.width),
+                                       precision, checkpointing, num_classes)
+            if estimate.total <= HEADROOM * memory:
+                return k, checkpointing, estimate
+    return None
+
+
+class InsufficientMemoryError(RuntimeError):
+    """The estimate says a training run will not fit the GPU it is about to use."""
+
+
+def device_memory(device):
+    """Total memory of a CUDA device in bytes; None for any other device."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).total_memory
+
+
+def check_fits(config, device, num_classes, precision):
+    """Raise InsufficientMemoryError, before any training, when ``config`` will not fit ``device``'s memory.
+
+    The message holds the estimate, the device's memory and a setting that fits (from
+    ``fitting_settings``). Does nothing on a CPU, or for a model outside pa3's registry.
+
+    Returns:
+        the MemoryEstimate, or None when there is nothing to check.
+    """
+    from pa3.models import MODELS
+
+    memory = device_memory(device)
+    if memory is None or config.model not in MODELS:
+        return None
+    estimate = estimate_config(config, num_classes, precision)
+    if estimate.total <= memory:
+        return estimate
+    found = fitting_settings(config, num_classes, precision, memory)
+    if found is None:
+        fix = (f"nothing fits at {config.height}x{config.width}, not even {MODELS[config.model].min_train_batch} "
+               f"image(s) per forward with checkpointing: train at a smaller height/width, or on a GPU with more "
+               f"memory")
+    else:
+        k, checkpointing, fitting = found
+        fix = (f"set accumulation_steps={k}{' and checkpointing=True' if checkpointing else ''} in the TrainConfig "
+               f"(--accumulation-steps {k}{' --checkpointing' if checkpointing else ''} on the command line): "
+               f"{k} micro-batch(es) of {config.batch_size // k} images, the same batch of {config.batch_size} per "
+               f"optimiser step, estimated {fitting.gib:.1f} GiB. pa3's GPU profiles hold such settings "
+               f"(PA3_PROFILE=colab for a 15 GB T4, full for a 40 GB A100)")
+    raise InsufficientMemoryError(
+        f"{config.model} will not fit on {device} ({memory / GIB:.1f} GiB): pa3's estimate is {estimate} "
+        f"(batch_size {config.batch_size}, accumulation_steps {config.accumulation_steps}). Stopping before "
+        f"training rather than waiting for CUDA's out-of-memory error. Fix: {fix}.")

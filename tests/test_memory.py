@@ -1,11 +1,17 @@
-"""Tests of pa3.memory: the saved-activation count (meta device == real CPU, fp32 and bf16 autocast), the
-estimate's parts, the count under activation checkpointing, and every model under every GPU profile within
-its memory target."""
+"""Tests of pa3.memory: the saved-activation count (meta device == real CPU, fp32 and bf16 autocast), every
+model under every GPU profile within its memory target, and the refusal before training on a GPU that is
+too small (its memory query monkeypatched, so it runs on the CPU)."""
+import dataclasses
+
 import pytest
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
+from pa3 import memory
+from pa3.engine import TrainConfig, fit
 from pa3.losses import build_loss
-from pa3.memory import HEADROOM, count_saved_tensors, estimate_memory
+from pa3.memory import HEADROOM, InsufficientMemoryError, count_saved_tensors, estimate_memory
 from pa3.models import MODELS, build_model, checkpoint_blocks
 from pa3.profiles import GPUS, PROFILES
 
@@ -90,3 +96,39 @@ def test_profile_splits_are_needed(profile_name, model, bigger):
     estimate = estimate_memory(model, setting["batch"], (profile.height, profile.width), gpu.precision,
                                setting["checkpointing"])
     assert estimate.gib > HEADROOM * gpu.memory_gib
+
+
+def unet_config(**kwargs):
+    values = dict(model="unet", height=512, width=1024, batch_size=8, device="cpu", amp="off")
+    values.update(kwargs)
+    return TrainConfig(**values)
+
+
+def test_refusal_names_estimate_device_memory_and_a_fitting_setting(monkeypatch):
+    assert memory.check_fits(unet_config(), torch.device("cpu"), 19, "fp32") is None  # a CPU: nothing to check
+    monkeypatch.setattr(memory, "device_memory", lambda device: 14.7 * 2**30)  # a T4
+    cuda = torch.device("cuda", 0)
+    with pytest.raises(InsufficientMemoryError) as error:
+        memory.check_fits(unet_config(), cuda, 19, "fp16")
+    message = str(error.value)
+    estimate = estimate_memory("unet", 8, (512, 1024), "fp16")
+    assert message.startswith(f"unet will not fit on cuda:0 (14.7 GiB): pa3's estimate is {estimate} ")
+    assert "Fix: set accumulation_steps=2 in the TrainConfig (--accumulation-steps 2 on the command line)" in message
+    fitting = unet_config(accumulation_steps=2)
+    assert memory.check_fits(fitting, cuda, 19, "fp16").gib < 14.7
+    with pytest.raises(InsufficientMemoryError, match=r"accumulation_steps=4 and checkpointing=True"):
+        memory.check_fits(dataclasses.replace(fitting, model="unet_aspp"), cuda, 19, "fp16")
+    monkeypatch.setattr(memory, "device_memory", lambda device: 2**30)
+    with pytest.raises(InsufficientMemoryError, match="nothing fits at 512x1024.*smaller height/width"):
+        memory.check_fits(unet_config(), cuda, 19, "fp16")
+
+
+def test_fit_refuses_before_training(monkeypatch, tmp_path):
+    """fit stops before the first step (no run folder written) when the estimate exceeds the GPU's memory."""
+    monkeypatch.setattr(memory, "device_memory", lambda device: 4 * 2**30)
+    data = TensorDataset(torch.zeros(8, 3, 32, 32), torch.zeros(8, 32, 32, dtype=torch.long))
+    loader = DataLoader(data, batch_size=8)
+    model = build_model("unet", 19)
+    with pytest.raises(InsufficientMemoryError, match=r"unet will not fit on cpu \(4.0 GiB\).*Fix: set accumulation_"):
+        fit(model, loader, loader, unet_config(), tmp_path / "run", criterion=nn.CrossEntropyLoss(), num_classes=19)
+    assert not (tmp_path / "run").exists()
