@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from pa3 import labels
+from pa3 import labels, memory
 from pa3.device import AMP_MODES, autocast, resolve_amp, resolve_device, use_channels_last
 from pa3.files import BadFileError, load_torch, remove
 
@@ -74,6 +74,8 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cut epochs short (quick CPU profiles)
     sync_bn: bool = False  # SyncBatchNorm under torch.distributed
     compile: bool = False  # torch.compile the model
+    accumulation_steps: int = 1  # split each batch into this many micro-batches, one optimiser step per batch
+    checkpointing: bool = False  # activation checkpointing of the model's blocks (pa3.models.set_checkpointing)
 
     def __post_init__(self):
         labels.check_space(self.label_space)
@@ -83,6 +85,10 @@ class TrainConfig:
             raise ValueError(f"lr_schedule={self.lr_schedule!r}; choose one of {LR_SCHEDULES}")
         if self.class_weights is not None:
             self.class_weights = [float(w) for w in self.class_weights]
+        if self.accumulation_steps < 1 or self.batch_size % self.accumulation_steps:
+            divisors = [k for k in range(1, self.batch_size + 1) if self.batch_size % k == 0]
+            raise ValueError(f"accumulation_steps={self.accumulation_steps} does not split "
+                             f"batch_size={self.batch_size} into equal micro-batches; choose one of {divisors}")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -170,8 +176,9 @@ def _is_prepared(model):
 def prepare_model(model, config, device):
     """Move a model to ``device`` and apply the config's speed settings.
 
-    SyncBatchNorm (config.sync_bn, under torch.distributed on GPUs), channels_last memory format,
-    DistributedDataParallel (when torch.distributed is initialised) and torch.compile (config.compile).
+    SyncBatchNorm (config.sync_bn, under torch.distributed on GPUs), activation checkpointing
+    (config.checkpointing), channels_last memory format, DistributedDataParallel (when torch.distributed
+    is initialised) and torch.compile (config.compile).
     Also sets cuDNN flags: deterministic if config.deterministic, else benchmark mode.
     """
     if device.type == "cuda":
@@ -183,6 +190,9 @@ def prepare_model(model, config, device):
     if is_dist() and config.sync_bn and device.type == "cuda":  # SyncBatchNorm needs GPUs
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
+    if config.checkpointing:
+        from pa3.models import set_checkpointing
+        set_checkpointing(model)
     if use_channels_last(config.channels_last):
         model = model.to(memory_format=torch.channels_last)
     if is_dist():
@@ -410,8 +420,16 @@ def load_model(checkpoint_path, num_classes=None, model_name=None, map_location=
     return model.to(map_location).eval()
 
 
+def upgrade_config_dict(saved):
+    """A saved config dict (config.json, a checkpoint's "config") with the default of every TrainConfig field
+    added since it was written: runs from before a new field compare equal to a config that leaves it at its
+    default (such fields default to the behaviour that produced those runs)."""
+    return {**TrainConfig().to_dict(), **saved}
+
+
 def _check_resumable(saved, config, path):
     now = config.to_dict()
+    saved = upgrade_config_dict(saved)
     differing = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in now
                  if k not in RESUMABLE_FIELDS and saved.get(k) != now[k]]
     if differing:
@@ -529,14 +547,31 @@ def _sync_step(loss, stop):
     return values[0].item() / dist.get_world_size(), values[1].item() > 0
 
 
+def _micro_batches(images, masks, accumulation_steps):
+    """The batch as ``accumulation_steps`` micro-batches of (nearly) equal size; the batch itself when 1."""
+    if accumulation_steps == 1:
+        return [(images, masks)]
+    size = math.ceil(len(images) / accumulation_steps)
+    return list(zip(images.split(size), masks.split(size)))
+
+
 def train_one_epoch(model, criterion, optimizer, loader, device, epoch, *, scheduler=None, scaler=None,
                     amp_dtype=None, channels_last=False, num_steps=None, start_step=0, loss_sum=0.0,
-                    rng_state=None, should_stop=lambda: False, desc=None):
+                    rng_state=None, should_stop=lambda: False, desc=None, accumulation_steps=1):
     """Train for one epoch (or until ``should_stop()``); the loss is checked for NaN/inf every step.
 
     A resumed epoch passes ``start_step`` (batches already done), ``loss_sum`` (their summed loss) and
     ``rng_state`` (saved at that step): the loader is replayed up to ``start_step`` so the data order
     and augmentations match an uninterrupted run, then the RNG states are restored.
+
+    Gradient accumulation: with ``accumulation_steps`` k > 1 every batch of N images goes through the model
+    as k micro-batches of N/k (less activation memory), each loss weighted by its share of the images and
+    its gradients summed, then one optimiser step: a step is still one batch. That is the update of the
+    whole batch for a loss that is a mean over images of equal weight (cross-entropy with the same number
+    of valid pixels in every image); with ignored pixels each micro-batch's cross-entropy averages over
+    its own valid pixels, and batch Dice becomes micro-batch Dice. BatchNorm normalises each micro-batch
+    with its own statistics (and updates its running statistics k times), so with BatchNorm in training
+    mode the update differs from the big batch's: fewer images per statistic.
 
     Returns:
         dict(loss_sum, steps (done in this epoch, in total), interrupted (bool)).
@@ -553,21 +588,25 @@ def train_one_epoch(model, criterion, optimizer, loader, device, epoch, *, sched
     with tqdm(total=num_steps, initial=start_step, desc=desc or f"epoch {epoch}", **bar_kwargs) as bar:
         while step < num_steps:
             images, masks = to_device(*next(batches), device, channels_last)
-            with autocast(device, amp_dtype):
-                logits = model(images)  # (N, C, H, W), bf16 under CPU autocast
-            loss = criterion(logits.float(), masks)  # the loss (softmax, Dice sums) in fp32
-            loss_value, stop = _sync_step(loss.detach(), should_stop())
+            optimizer.zero_grad(set_to_none=True)
+            loss = None
+            for part_images, part_masks in _micro_batches(images, masks, accumulation_steps):
+                with autocast(device, amp_dtype):
+                    logits = model(part_images)  # (n, C, H, W), bf16 under CPU autocast
+                part_loss = criterion(logits.float(), part_masks)  # the loss (softmax, Dice sums) in fp32
+                if accumulation_steps > 1:  # the batch's mean: each micro-batch weighs its share of the images
+                    part_loss = part_loss * (len(part_images) / len(images))
+                (scaler.scale(part_loss) if scaler is not None and scaler.is_enabled() else part_loss).backward()
+                loss = part_loss.detach() if loss is None else loss + part_loss.detach()
+            loss_value, stop = _sync_step(loss, should_stop())
             step += 1
             if not math.isfinite(loss_value):
                 lr = optimizer.param_groups[0]["lr"]
                 raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch} step {step} (lr {lr:.3g})")
-            optimizer.zero_grad(set_to_none=True)
             if scaler is not None and scaler.is_enabled():
-                scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
             else:
-                loss.backward()
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -626,6 +665,9 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
     Returns:
         history: list of dicts, one per epoch (epoch, train_loss, val_loss, pixel_acc, mean_acc, miou, lr,
         iou_<class name>..., seconds).
+    Raises:
+        pa3.memory.InsufficientMemoryError: on a GPU that pa3's estimate says is too small for the
+            config, before any training (the message names a setting that fits).
     """
     run_dir = Path(run_dir)
     main = is_main_process()
@@ -649,6 +691,8 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     amp_dtype = resolve_amp(config.amp, device)
+    # on a GPU: refuse, with a setting that fits, what the estimate says will not fit its memory
+    memory.check_fits(config, device, num_classes, memory.precision_of(amp_dtype))
     precision = str(amp_dtype or torch.float32).removeprefix("torch.")  # recorded in metrics.json
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     channels_last = use_channels_last(config.channels_last)
@@ -729,7 +773,7 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
                     model, criterion, optimizer, train_loader, device, epoch + 1, scheduler=scheduler,
                     scaler=scaler, amp_dtype=amp_dtype, channels_last=channels_last, num_steps=steps_per_epoch,
                     start_step=step_in_epoch, loss_sum=loss_sum, rng_state=rng_state, should_stop=should_stop,
-                    desc=f"epoch {epoch + 1}/{config.epochs}")
+                    desc=f"epoch {epoch + 1}/{config.epochs}", accumulation_steps=config.accumulation_steps)
             except NonFiniteLossError as error:
                 kept = f"the last good checkpoint is kept at {last_path}" if last_path.exists() else "no checkpoint was written yet"
                 raise NonFiniteLossError(f"{error}; {kept}; try a lower --lr or --amp off") from None

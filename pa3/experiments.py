@@ -14,7 +14,7 @@ import torch
 
 from pa3 import labels
 from pa3.data import CityscapesSegmentation, class_frequencies, find_pairs, make_loader
-from pa3.engine import TrainConfig, fit, load_model, seed_everything
+from pa3.engine import TrainConfig, fit, load_model, seed_everything, upgrade_config_dict
 from pa3.files import read_run_file
 from pa3.losses import class_weights
 from pa3.models import build_model
@@ -76,6 +76,7 @@ def make_config(name, profile):
     config = TrainConfig(
         model=exp.model, label_space=profile.label_space, height=profile.height, width=profile.width,
         batch_size=budget.batch_size, epochs=budget.epochs, max_steps_per_epoch=budget.max_steps_per_epoch,
+        accumulation_steps=budget.accumulation_steps, checkpointing=budget.checkpointing,
         loss=exp.loss, augment=exp.augment, num_workers=profile.num_workers, lr_schedule=profile.lr_schedule,
         seed=profile.seed,
         pretrained=profile.pretrained and exp.model not in ("fcn", "unet", "unet_aspp"),
@@ -98,7 +99,8 @@ def is_complete(name, profile):
         return False
     status = read_run_file(folder, "metrics.json", keys=("status",))["status"]
     saved = read_run_file(folder, "config.json", keys=("model",))
-    return status in ("complete", "early_stopped") and saved == make_config(name, profile).to_dict()
+    same_config = upgrade_config_dict(saved) == make_config(name, profile).to_dict()  # fields added since: defaults
+    return status in ("complete", "early_stopped") and same_config
 
 
 def run_experiment(name, profile, force=False):
