@@ -51,6 +51,10 @@ def _add_train(sub):
     p.add_argument("--data", help="dataset root (default $PA3_DATA, else the embedded synthetic set)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process under torchrun")
+    p.add_argument("--accumulation-steps", type=int, default=d.accumulation_steps,
+                   help="split each batch into this many micro-batches (less GPU memory, same update)")
+    p.add_argument("--checkpointing", action="store_true",
+                   help="activation checkpointing: recompute the model's blocks in backward (less memory)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--lr-schedule", default=d.lr_schedule, choices=engine.LR_SCHEDULES)
@@ -197,7 +201,7 @@ def cmd_train(args):
                 channels_last=args.channels_last, seed=args.seed, num_workers=args.workers,
                 pretrained=_pretrained(args.pretrained), device=args.device, deterministic=not args.nondeterministic,
                 data_root=str(root), max_steps_per_epoch=args.max_steps_per_epoch, sync_bn=args.sync_bn,
-                compile=args.compile)
+                compile=args.compile, accumulation_steps=args.accumulation_steps, checkpointing=args.checkpointing)
             size = (config.height, config.width)
             # refuse a size the model cannot take before building a cache at that size
             check_input_size(config.model, torch.empty(1, 3, *size, device="meta"))
@@ -234,9 +238,9 @@ def cmd_train(args):
                   f"{size[0]}x{size[1]}) into {run_dir}" + (f" on {world_size} processes" if world_size > 1 else ""))
         engine.fit(model, train_loader, val_loader, config, run_dir, resume=not args.force)
         if rank == 0:
-            import json
+            from pa3.files import read_run_file
 
-            metrics = json.loads((run_dir / "metrics.json").read_text())
+            metrics = read_run_file(run_dir, "metrics.json")
             if metrics.get("best_epoch"):
                 _print_metrics(metrics, f"best epoch {metrics['best_epoch']} (val)")
     finally:

@@ -26,7 +26,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from pa3 import project_dir
+from pa3 import project_dir, short_path
+from pa3.files import BadFileError, read_json, remove, unreadable
 from pa3.labels import IGNORE_INDEX, check_space, class_names, decode_lut, encode_lut, num_classes
 from pa3.transforms import EvalPreset
 
@@ -175,12 +176,17 @@ def read_csv_list(csv_path, root=None):
             names) an image paired with another frame's label; the rows are named.
     """
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise DatasetError(f"CSV list {csv_path} does not exist")
+    fix = "Give the path of a CSV list whose rows are 'image path, label path'"
+    problem = unreadable(csv_path)
+    if problem:
+        raise DatasetError(f"CSV list {csv_path} {problem}. {fix}")
     base = Path(root) if root is not None else csv_path.parent
     pairs, missing, crossed = [], [], []
-    with open(csv_path, newline="") as f:
-        rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), 1)]
+    try:
+        with open(csv_path, newline="") as f:
+            rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), 1)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DatasetError(f"CSV list {csv_path} is not a text file of rows ({error}). {fix}") from error
     rows = [(n, row) for n, row in rows if any(row)]
     if rows and not any(c.lower().endswith((".png", ".jpg", ".jpeg")) for c in rows[0][1][:2]):
         rows = rows[1:]  # header
@@ -449,6 +455,12 @@ def _label_lut(label_space, label_file):
     return lut
 
 
+def _why(path, error):
+    """Why a file could not be decoded: 'it is empty (0 bytes)', 'it is a folder, ...', else the decoder's error."""
+    problem = unreadable(path)
+    return f"it {problem}" if problem else str(error)
+
+
 def _atomic_write_text(path, text):
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
@@ -544,12 +556,14 @@ class CityscapesSegmentation(Dataset):
             image = Image.open(image_path)
             image.load()
         except Exception as e:  # noqa: BLE001
-            raise DatasetError(f"cannot read image {image_path}: {e}. Re-download or re-unzip it.") from e
+            raise DatasetError(f"cannot read image {image_path}: {_why(image_path, e)}. "
+                               f"Re-download or re-unzip it.") from e
         try:
             label = Image.open(label_path)
             label.load()
         except Exception as e:  # noqa: BLE001
-            raise DatasetError(f"cannot read label {label_path}: {e}. Re-download or re-unzip it.") from e
+            raise DatasetError(f"cannot read label {label_path}: {_why(label_path, e)}. "
+                               f"Re-download or re-unzip it.") from e
         if label.mode not in ("L", "P"):
             raise DatasetError(
                 f"label {label_path} has mode {label.mode}, not a single-channel 8-bit id image: it looks "
@@ -631,19 +645,42 @@ class CityscapesSegmentation(Dataset):
         manifest = self._manifest()
         text = json.dumps(manifest, sort_keys=True)
         self._fingerprint = hashlib.sha1(text.encode()).hexdigest()
-        path = self.cache_path / "manifest.json"
-        try:
-            valid = (json.loads(path.read_text()) == manifest
-                     and all((self.cache_path / n).is_file() for n in ("images.npy", "masks.npy")))
-        except (OSError, ValueError):
-            valid = False
-        if not valid:
+        problem = self._cache_problem(manifest)
+        if problem is not None:
+            if problem != "missing":  # derived data: rebuilt, never used damaged, and never silently
+                print(f"cache {short_path(self.cache_path)}: {problem}; rebuilding it")
             self._build_cache(text)
+
+    def _cache_problem(self, manifest):
+        """None when the cache holds exactly ``manifest``'s arrays; else what is wrong ("missing" if never built)."""
+        folder = self.cache_path
+        if not folder.is_dir() or not any(folder.iterdir()):
+            return "missing"
+        try:
+            stored = read_json(folder / "manifest.json", "cache manifest", "", keys=("version", "sources"))
+        except FileNotFoundError:
+            return "manifest.json is missing (an interrupted build)"
+        except BadFileError as error:
+            return f"manifest.json {error.problem}"
+        if stored != manifest:
+            return "its source files or parameters changed since it was built"
+        n, (h, w) = len(self.pairs), self.size
+        for name, shape in (("images.npy", (n, h, w, 3)), ("masks.npy", (n, h, w))):
+            problem = unreadable(folder / name)
+            if problem:
+                return f"{name} {problem}"
+            try:
+                array = np.lib.format.open_memmap(folder / name, mode="r")
+            except (OSError, ValueError, EOFError) as error:
+                return f"{name} is truncated or damaged ({error})"
+            if array.shape != shape or array.dtype != np.uint8:
+                return f"{name} holds {array.dtype} {array.shape}, not uint8 {shape}"
+        return None
 
     def _build_cache(self, manifest_text):
         folder = self.cache_path
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "manifest.json").unlink(missing_ok=True)  # invalid until every array is written
+        remove(folder / "manifest.json")  # invalid until every array is written
         n, (h, w) = len(self.pairs), self.size
         tmp = {name: folder / f"{name}.npy.tmp{os.getpid()}" for name in ("images", "masks")}
         try:
@@ -657,6 +694,7 @@ class CityscapesSegmentation(Dataset):
             masks.flush()
             del images, masks
             for name, p in tmp.items():
+                remove(folder / f"{name}.npy")  # whatever is there (a damaged file, a folder)
                 os.replace(p, folder / f"{name}.npy")
         finally:
             for p in tmp.values():
@@ -666,9 +704,14 @@ class CityscapesSegmentation(Dataset):
     def _open_cache(self):
         """The memory-mapped (images, masks) arrays, opened lazily once per process."""
         if self._arrays is None or self._pid != os.getpid():
-            arrays = tuple(np.load(self.cache_path / f"{n}.npy", mmap_mode="r") for n in ("images", "masks"))
+            try:
+                arrays = tuple(np.load(self.cache_path / f"{n}.npy", mmap_mode="r") for n in ("images", "masks"))
+            except (OSError, ValueError) as error:  # damaged after the dataset checked it
+                raise DatasetError(f"cache {self.cache_path} is damaged ({error}). Create the dataset again: "
+                                   f"pa3 checks its cache then and rebuilds it") from error
             if arrays[1].shape != (len(self.pairs), *self.size):
-                raise DatasetError(f"cache {self.cache_path} does not match the dataset; delete the folder")
+                raise DatasetError(f"cache {self.cache_path} does not match the dataset. Create the dataset again: "
+                                   f"pa3 checks its cache then and rebuilds it")
             self._arrays, self._pid = arrays, os.getpid()
         return self._arrays
 
@@ -687,12 +730,13 @@ def class_frequencies(root=None, split="train", label_space="trainId", size=(256
                                 cache_dir=cache_dir)
     path = ds.cache_path / "class_frequencies.json"
     fingerprint = ds.fingerprint if ds.cached else None
-    try:
-        stored = json.loads(path.read_text())
-        if fingerprint is not None and stored["fingerprint"] == fingerprint:
-            return np.array(stored["counts"], dtype=np.int64)
-    except (OSError, ValueError, KeyError):
-        pass
+    if fingerprint is not None:
+        counts, problem = _stored_frequencies(path, fingerprint, ds.num_classes)
+        if counts is not None:
+            return counts
+        if problem:  # derived data: counted again, never used damaged, and never silently
+            print(f"{short_path(path)} {problem}; counting the pixels again")
+            remove(path)
     counts = np.zeros(256, dtype=np.int64)
     if ds.cached:
         masks = ds._open_cache()[1]
@@ -707,6 +751,23 @@ def class_frequencies(root=None, split="train", label_space="trainId", size=(256
                   "counts": counts.tolist()}
         _atomic_write_text(path, json.dumps(record, indent=1))
     return counts
+
+
+def _stored_frequencies(path, fingerprint, num_classes):
+    """(counts, None) from a valid class-frequency file; (None, what is wrong) otherwise, (None, None) if absent."""
+    try:
+        stored = read_json(path, "class-frequency file", "", keys=("fingerprint", "counts"))
+    except FileNotFoundError:
+        return None, None
+    except BadFileError as error:
+        return None, error.problem
+    counts = stored["counts"]
+    if stored["fingerprint"] != fingerprint:
+        return None, "was counted on other data (its cache was rebuilt since)"
+    if not (isinstance(counts, list) and len(counts) == num_classes
+            and all(type(c) is int and c >= 0 for c in counts)):
+        return None, f"does not hold {num_classes} pixel counts"
+    return np.array(counts, dtype=np.int64), None
 
 
 def _seed_worker(worker_id):

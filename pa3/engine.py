@@ -7,6 +7,7 @@ with Adam (the report's optimiser), validates every epoch, and keeps a run folde
     run_dir/history.csv    one row per epoch (also history.json)
     run_dir/metrics.json   validation metrics of the best epoch (by mIoU)
     run_dir/last.pt        everything needed to resume (model, optimiser, scheduler, RNG states, history)
+    run_dir/last.prev.pt   the last.pt before it: a damaged last.pt never loses the run
     run_dir/best.pt        model weights of the best epoch (for evaluation and figures)
 
 Runs survive interruptions: ``fit`` saves ``last.pt`` at the end of every epoch and, on a time budget,
@@ -22,7 +23,6 @@ import dataclasses
 import json
 import math
 import os
-import pickle
 import random
 import signal
 import threading
@@ -34,8 +34,9 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from pa3 import labels
+from pa3 import labels, memory
 from pa3.device import AMP_MODES, autocast, resolve_amp, resolve_device, use_channels_last
+from pa3.files import BadFileError, load_torch, remove
 
 # Fields that may change when a run is resumed; any other difference would change the result.
 RESUMABLE_FIELDS = ("epochs", "max_minutes", "num_workers", "early_stopping")
@@ -73,6 +74,8 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cut epochs short (quick CPU profiles)
     sync_bn: bool = False  # SyncBatchNorm under torch.distributed
     compile: bool = False  # torch.compile the model
+    accumulation_steps: int = 1  # split each batch into this many micro-batches, one optimiser step per batch
+    checkpointing: bool = False  # activation checkpointing of the model's blocks (pa3.models.set_checkpointing)
 
     def __post_init__(self):
         labels.check_space(self.label_space)
@@ -82,6 +85,10 @@ class TrainConfig:
             raise ValueError(f"lr_schedule={self.lr_schedule!r}; choose one of {LR_SCHEDULES}")
         if self.class_weights is not None:
             self.class_weights = [float(w) for w in self.class_weights]
+        if self.accumulation_steps < 1 or self.batch_size % self.accumulation_steps:
+            divisors = [k for k in range(1, self.batch_size + 1) if self.batch_size % k == 0]
+            raise ValueError(f"accumulation_steps={self.accumulation_steps} does not split "
+                             f"batch_size={self.batch_size} into equal micro-batches; choose one of {divisors}")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -169,8 +176,9 @@ def _is_prepared(model):
 def prepare_model(model, config, device):
     """Move a model to ``device`` and apply the config's speed settings.
 
-    SyncBatchNorm (config.sync_bn, under torch.distributed on GPUs), channels_last memory format,
-    DistributedDataParallel (when torch.distributed is initialised) and torch.compile (config.compile).
+    SyncBatchNorm (config.sync_bn, under torch.distributed on GPUs), activation checkpointing
+    (config.checkpointing), channels_last memory format, DistributedDataParallel (when torch.distributed
+    is initialised) and torch.compile (config.compile).
     Also sets cuDNN flags: deterministic if config.deterministic, else benchmark mode.
     """
     if device.type == "cuda":
@@ -182,6 +190,9 @@ def prepare_model(model, config, device):
     if is_dist() and config.sync_bn and device.type == "cuda":  # SyncBatchNorm needs GPUs
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
+    if config.checkpointing:
+        from pa3.models import set_checkpointing
+        set_checkpointing(model)
     if use_channels_last(config.channels_last):
         model = model.to(memory_format=torch.channels_last)
     if is_dist():
@@ -281,9 +292,30 @@ def _write_atomically(path, write):
                       f"another run folder.") from error
 
 
-def save_checkpoint(state, path):
-    """torch.save ``state`` atomically (tmp file + os.replace)."""
-    _write_atomically(path, lambda tmp: torch.save(state, tmp))
+def _previous(path):
+    """Where ``save_checkpoint(..., keep_previous=True)`` keeps the file it replaces: last.pt -> last.prev.pt."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save_checkpoint(state, path, keep_previous=False):
+    """torch.save ``state`` atomically (tmp file + os.replace).
+
+    keep_previous: the file ``path`` held becomes ``<stem>.prev.pt`` (the one before that is deleted first,
+    so at most two copies are on disk while the new one is written): a damaged ``path`` never loses the run.
+    """
+    path = Path(path)
+    if not keep_previous or not path.exists():
+        _write_atomically(path, lambda tmp: torch.save(state, tmp))
+        return
+    previous = _previous(path)
+    previous.unlink(missing_ok=True)
+
+    def write(tmp):
+        torch.save(state, tmp)
+        os.replace(path, previous)  # a stop right after this leaves last.prev.pt and no last.pt: fit refuses
+
+    _write_atomically(path, write)
 
 
 def _json_safe(value):
@@ -314,35 +346,47 @@ def _write_history(run_dir, history):
     _write_atomically(run_dir / "history.csv", write_csv)
 
 
+def _first_words(error, n=300):
+    return " ".join(str(error).split())[:n]
+
+
+CHECKPOINT_FIX = ("Pass a complete best.pt or last.pt written by pa3 (training writes them into its run folder): "
+                  "wait for an unfinished copy or sync, restore a damaged file from a copy, or train again")
+CHECKPOINT_KEYS = ("model", "model_name", "num_classes", "config")  # in every best.pt and last.pt
+
+
 def load_checkpoint(path, model=None, map_location="cpu"):
-    """Load a pa3 checkpoint safely (``torch.load(weights_only=True)``).
+    """Load a pa3 checkpoint safely (``torch.load(weights_only=True)``, via ``pa3.files.load_torch``).
 
     Args:
         path: a ``last.pt`` or ``best.pt`` written by ``fit``.
         model: optional nn.Module to load the weights into.
     Returns:
-        the checkpoint dict ("model", "config", "history", "epoch", ...).
+        the checkpoint dict ("model", "config", "model_name", "num_classes", "history", "epoch", ...).
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        pa3.files.BadFileError: a folder, an empty, unreadable, truncated or damaged file, not a pa3
+            checkpoint, pickled code, or weights that do not fit ``model``; the message says what to do.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path} is not a pa3 checkpoint: it holds pickled Python objects (code) that safe loading "
-            f"refuses, and loading an untrusted file like this could run arbitrary code. Only load "
-            f"checkpoints written by pa3.engine.fit from a source you trust. ({error})") from error
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise ValueError(f"{path} is not a pa3 checkpoint (no 'model' entry); it was not written by pa3.engine.fit")
+    fix = CHECKPOINT_FIX
+    if (path / "best.pt").is_file():  # a run folder given instead of its checkpoint
+        fix = f"Pass the checkpoint in it: {path / 'best.pt'}"
+    checkpoint = load_torch(path, "checkpoint", fix, map_location=map_location)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
+        raise BadFileError(path, "is not a pa3 checkpoint: it holds no 'model' weights", CHECKPOINT_FIX, "checkpoint")
+    missing = [k for k in CHECKPOINT_KEYS if k not in checkpoint]
+    if missing:
+        raise BadFileError(path, f"is not a pa3 checkpoint: it has no {', '.join(map(repr, missing))} entry",
+                           CHECKPOINT_FIX, "checkpoint")
     if model is not None:
         try:
             unwrap(model).load_state_dict(checkpoint["model"])
         except RuntimeError as error:
-            raise ValueError(
-                f"the weights in {path} (a {checkpoint.get('model_name')!r} model with "
-                f"{checkpoint.get('num_classes')} classes) do not fit the {type(unwrap(model)).__name__} given: rebuild the model it holds with "
-                f"pa3.engine.load_model({str(path)!r}). ({error})") from error
+            raise BadFileError(
+                path, f"holds a {checkpoint['model_name']!r} model with {checkpoint['num_classes']} classes, whose "
+                f"weights do not fit the {type(unwrap(model)).__name__} given ({_first_words(error)})",
+                f"Rebuild the model it holds with pa3.engine.load_model({str(path)!r})", "checkpoint") from error
     return checkpoint
 
 
@@ -359,28 +403,87 @@ def load_model(checkpoint_path, num_classes=None, model_name=None, map_location=
     checkpoint = load_checkpoint(checkpoint_path, map_location=map_location)
     saved_name, saved_classes = checkpoint["model_name"], checkpoint["num_classes"]
     if model_name is not None and model_name != saved_name:
-        raise ValueError(f"{checkpoint_path} holds a {saved_name!r} model, not {model_name!r}: use the checkpoint of "
-                         f"a {model_name!r} run, or load this one with model_name={saved_name!r} (or none)")
+        raise BadFileError(checkpoint_path, f"holds a {saved_name!r} model, not {model_name!r}",
+                           f"Use the checkpoint of a {model_name!r} run, or load this one with "
+                           f"model_name={saved_name!r} (or none)", "checkpoint")
     if num_classes is not None and num_classes != saved_classes:
-        raise ValueError(f"{checkpoint_path} holds a model with {saved_classes} classes, not {num_classes} "
-                         f"(check --label-space: trainId has 19 classes, labelId 34)")
+        raise BadFileError(checkpoint_path, f"holds a model with {saved_classes} classes, not {num_classes} "
+                           f"(check --label-space: trainId has 19 classes, labelId 34)",
+                           "Use a checkpoint trained in the label space you evaluate in", "checkpoint")
     model = build_model(saved_name, saved_classes, pretrained=False)
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
-        raise ValueError(f"the weights in {checkpoint_path} do not fit pa3.models.build_model({saved_name!r}, "
-                         f"{saved_classes}): {error}") from error
+        raise BadFileError(checkpoint_path, f"holds weights that do not fit pa3.models.build_model({saved_name!r}, "
+                           f"{saved_classes}) ({_first_words(error)})",
+                           "It was written by another version of pa3's models: retrain it", "checkpoint") from error
     return model.to(map_location).eval()
+
+
+def upgrade_config_dict(saved):
+    """A saved config dict (config.json, a checkpoint's "config") with the default of every TrainConfig field
+    added since it was written: runs from before a new field compare equal to a config that leaves it at its
+    default (such fields default to the behaviour that produced those runs)."""
+    return {**TrainConfig().to_dict(), **saved}
 
 
 def _check_resumable(saved, config, path):
     now = config.to_dict()
+    saved = upgrade_config_dict(saved)
     differing = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in now
                  if k not in RESUMABLE_FIELDS and saved.get(k) != now[k]]
     if differing:
         raise ValueError(
             f"cannot resume {path}: the run was started with a different config ({'; '.join(differing)}). "
             f"Use a new run_dir, or resume=False (--force on the command line) to start over.")
+
+
+RESUME_KEYS = ("optimizer", "scheduler", "scaler", "epoch", "step_in_epoch", "global_step", "loss_sum",
+               "seconds_so_far", "history", "best_metrics")  # what last.pt holds beyond a best.pt
+
+
+def _load_training_state(path, map_location="cpu"):
+    checkpoint = load_checkpoint(path, map_location=map_location)
+    missing = [k for k in RESUME_KEYS if k not in checkpoint]
+    if missing:
+        raise BadFileError(path, f"holds no training state to resume from (no {', '.join(map(repr, missing))}; a "
+                                 f"best.pt holds weights only)", CHECKPOINT_FIX, "checkpoint")
+    return checkpoint
+
+
+def _ways_forward(run_dir):
+    """Which other checkpoints of ``run_dir`` are intact, and what the user can do (for a damaged last.pt)."""
+    last, previous, best = run_dir / "last.pt", _previous(run_dir / "last.pt"), run_dir / "best.pt"
+    intact, damaged, ways = [], [], []
+    for path in (previous, best):
+        try:
+            checkpoint = _load_training_state(path) if path == previous else load_checkpoint(path)
+        except FileNotFoundError:
+            continue
+        except BadFileError as error:
+            damaged.append(f"{path.name} {error.problem}")
+            continue
+        if path == previous:
+            intact.append(f"{path.name} (the training state at epoch {checkpoint['epoch'] + 1} step "
+                          f"{checkpoint['step_in_epoch']}, one save before last.pt)")
+            ways.append(f"continue from that state: mv {path} {last}, then run the same command again")
+        else:
+            intact.append(f"{path.name} (the weights of epoch {checkpoint['epoch']}; it cannot continue training)")
+            ways.append(f"evaluate those weights: python -m pa3 evaluate --checkpoint {path}")
+    ways.append("start over: the same command with --force (fit(..., resume=False)), which deletes this run's "
+                "checkpoints")
+    return (f"Nothing was deleted. Intact: {', '.join(intact) or 'no other checkpoint of this run'}"
+            + (f"; damaged too: {', '.join(damaged)}" if damaged else "") + ". Ways forward: " + "; or ".join(ways))
+
+
+def _resume_checkpoint(run_dir, map_location):
+    """``run_dir/last.pt`` checked for resuming; a damaged one is refused with the intact files and the ways forward."""
+    last = run_dir / "last.pt"
+    try:
+        return _load_training_state(last, map_location)
+    except (BadFileError, FileNotFoundError) as error:
+        problem = getattr(error, "problem", "does not exist (pa3 was stopped while replacing it)")
+        raise BadFileError(last, problem, _ways_forward(run_dir), "cannot resume: checkpoint") from error
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -444,14 +547,31 @@ def _sync_step(loss, stop):
     return values[0].item() / dist.get_world_size(), values[1].item() > 0
 
 
+def _micro_batches(images, masks, accumulation_steps):
+    """The batch as ``accumulation_steps`` micro-batches of (nearly) equal size; the batch itself when 1."""
+    if accumulation_steps == 1:
+        return [(images, masks)]
+    size = math.ceil(len(images) / accumulation_steps)
+    return list(zip(images.split(size), masks.split(size)))
+
+
 def train_one_epoch(model, criterion, optimizer, loader, device, epoch, *, scheduler=None, scaler=None,
                     amp_dtype=None, channels_last=False, num_steps=None, start_step=0, loss_sum=0.0,
-                    rng_state=None, should_stop=lambda: False, desc=None):
+                    rng_state=None, should_stop=lambda: False, desc=None, accumulation_steps=1):
     """Train for one epoch (or until ``should_stop()``); the loss is checked for NaN/inf every step.
 
     A resumed epoch passes ``start_step`` (batches already done), ``loss_sum`` (their summed loss) and
     ``rng_state`` (saved at that step): the loader is replayed up to ``start_step`` so the data order
     and augmentations match an uninterrupted run, then the RNG states are restored.
+
+    Gradient accumulation: with ``accumulation_steps`` k > 1 every batch of N images goes through the model
+    as k micro-batches of N/k (less activation memory), each loss weighted by its share of the images and
+    its gradients summed, then one optimiser step: a step is still one batch. That is the update of the
+    whole batch for a loss that is a mean over images of equal weight (cross-entropy with the same number
+    of valid pixels in every image); with ignored pixels each micro-batch's cross-entropy averages over
+    its own valid pixels, and batch Dice becomes micro-batch Dice. BatchNorm normalises each micro-batch
+    with its own statistics (and updates its running statistics k times), so with BatchNorm in training
+    mode the update differs from the big batch's: fewer images per statistic.
 
     Returns:
         dict(loss_sum, steps (done in this epoch, in total), interrupted (bool)).
@@ -468,21 +588,25 @@ def train_one_epoch(model, criterion, optimizer, loader, device, epoch, *, sched
     with tqdm(total=num_steps, initial=start_step, desc=desc or f"epoch {epoch}", **bar_kwargs) as bar:
         while step < num_steps:
             images, masks = to_device(*next(batches), device, channels_last)
-            with autocast(device, amp_dtype):
-                logits = model(images)  # (N, C, H, W), bf16 under CPU autocast
-            loss = criterion(logits.float(), masks)  # the loss (softmax, Dice sums) in fp32
-            loss_value, stop = _sync_step(loss.detach(), should_stop())
+            optimizer.zero_grad(set_to_none=True)
+            loss = None
+            for part_images, part_masks in _micro_batches(images, masks, accumulation_steps):
+                with autocast(device, amp_dtype):
+                    logits = model(part_images)  # (n, C, H, W), bf16 under CPU autocast
+                part_loss = criterion(logits.float(), part_masks)  # the loss (softmax, Dice sums) in fp32
+                if accumulation_steps > 1:  # the batch's mean: each micro-batch weighs its share of the images
+                    part_loss = part_loss * (len(part_images) / len(images))
+                (scaler.scale(part_loss) if scaler is not None and scaler.is_enabled() else part_loss).backward()
+                loss = part_loss.detach() if loss is None else loss + part_loss.detach()
+            loss_value, stop = _sync_step(loss, should_stop())
             step += 1
             if not math.isfinite(loss_value):
                 lr = optimizer.param_groups[0]["lr"]
                 raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch} step {step} (lr {lr:.3g})")
-            optimizer.zero_grad(set_to_none=True)
             if scaler is not None and scaler.is_enabled():
-                scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
             else:
-                loss.backward()
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -541,6 +665,9 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
     Returns:
         history: list of dicts, one per epoch (epoch, train_loss, val_loss, pixel_acc, mean_acc, miou, lr,
         iou_<class name>..., seconds).
+    Raises:
+        pa3.memory.InsufficientMemoryError: on a GPU that pa3's estimate says is too small for the
+            config, before any training (the message names a setting that fits).
     """
     run_dir = Path(run_dir)
     main = is_main_process()
@@ -564,6 +691,8 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     amp_dtype = resolve_amp(config.amp, device)
+    # on a GPU: refuse, with a setting that fits, what the estimate says will not fit its memory
+    memory.check_fits(config, device, num_classes, memory.precision_of(amp_dtype))
     precision = str(amp_dtype or torch.float32).removeprefix("torch.")  # recorded in metrics.json
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     channels_last = use_channels_last(config.channels_last)
@@ -573,8 +702,8 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
     loss_sum, seconds_so_far, rng_state = 0.0, 0.0, None
     history, best_metrics = [], None
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if resume and last_path.exists():
-        checkpoint = load_checkpoint(last_path, map_location=device)
+    if resume and (last_path.exists() or _previous(last_path).exists()):
+        checkpoint = _resume_checkpoint(run_dir, map_location=device)
         _check_resumable(checkpoint["config"], config, last_path)
         unwrap(model).load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -597,8 +726,8 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
             raise OSError(f"cannot create run folder {run_dir}: {error}. Choose a writable run folder "
                           f"(run_dir, --run-dir on the command line).") from error
         if not resume:  # starting over: nothing of an earlier run may mix with this one
-            for name in ("last.pt", "best.pt", "history.json", "history.csv", "metrics.json"):
-                (run_dir / name).unlink(missing_ok=True)
+            for name in ("last.pt", "last.prev.pt", "best.pt", "history.json", "history.csv", "metrics.json"):
+                remove(run_dir / name)
         write_json(run_dir / "config.json", config.to_dict())
 
     def checkpoint_state(rng_states=None):
@@ -644,7 +773,7 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
                     model, criterion, optimizer, train_loader, device, epoch + 1, scheduler=scheduler,
                     scaler=scaler, amp_dtype=amp_dtype, channels_last=channels_last, num_steps=steps_per_epoch,
                     start_step=step_in_epoch, loss_sum=loss_sum, rng_state=rng_state, should_stop=should_stop,
-                    desc=f"epoch {epoch + 1}/{config.epochs}")
+                    desc=f"epoch {epoch + 1}/{config.epochs}", accumulation_steps=config.accumulation_steps)
             except NonFiniteLossError as error:
                 kept = f"the last good checkpoint is kept at {last_path}" if last_path.exists() else "no checkpoint was written yet"
                 raise NonFiniteLossError(f"{error}; {kept}; try a lower --lr or --amp off") from None
@@ -656,7 +785,7 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
                 status = "interrupted"
                 rng_states = _gather_rng_states(train_loader)
                 if main:
-                    save_checkpoint(checkpoint_state(rng_states), last_path)
+                    save_checkpoint(checkpoint_state(rng_states), last_path, keep_previous=True)
                 break
 
             eval_started = time.monotonic()
@@ -680,7 +809,7 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
                 # epoch is redone on resume), never a last.pt whose best epoch has no best.pt
                 if improved:
                     save_checkpoint(_best_state(unwrap(model), config, num_classes, epoch, best_metrics, history), best_path)
-                save_checkpoint(checkpoint_state(), last_path)
+                save_checkpoint(checkpoint_state(), last_path, keep_previous=True)
                 write_run_folder("running")
             barrier()
             if epoch < config.epochs and _any_process(should_stop()):

@@ -6,7 +6,6 @@ below is one row; ``run_experiment`` trains it into ``<runs_dir>/<profile>/<name
 run with the same configuration is already there, so the comparison notebook can redraw every table
 and figure without retraining.
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import torch
 
 from pa3 import labels
 from pa3.data import CityscapesSegmentation, class_frequencies, find_pairs, make_loader
-from pa3.engine import TrainConfig, fit, load_model, seed_everything
+from pa3.engine import TrainConfig, fit, load_model, seed_everything, upgrade_config_dict
+from pa3.files import read_run_file
 from pa3.losses import class_weights
 from pa3.models import build_model
 from pa3.transforms import EvalPreset, TrainPreset
@@ -76,6 +76,7 @@ def make_config(name, profile):
     config = TrainConfig(
         model=exp.model, label_space=profile.label_space, height=profile.height, width=profile.width,
         batch_size=budget.batch_size, epochs=budget.epochs, max_steps_per_epoch=budget.max_steps_per_epoch,
+        accumulation_steps=budget.accumulation_steps, checkpointing=budget.checkpointing,
         loss=exp.loss, augment=exp.augment, num_workers=profile.num_workers, lr_schedule=profile.lr_schedule,
         seed=profile.seed,
         pretrained=profile.pretrained and exp.model not in ("fcn", "unet", "unet_aspp"),
@@ -96,9 +97,10 @@ def is_complete(name, profile):
     folder = run_dir(name, profile)
     if not (folder / "metrics.json").exists() or not (folder / "config.json").exists():
         return False
-    status = json.loads((folder / "metrics.json").read_text()).get("status")
-    saved = json.loads((folder / "config.json").read_text())
-    return status in ("complete", "early_stopped") and saved == make_config(name, profile).to_dict()
+    status = read_run_file(folder, "metrics.json", keys=("status",))["status"]
+    saved = read_run_file(folder, "config.json", keys=("model",))
+    same_config = upgrade_config_dict(saved) == make_config(name, profile).to_dict()  # fields added since: defaults
+    return status in ("complete", "early_stopped") and same_config
 
 
 def run_experiment(name, profile, force=False):
@@ -124,8 +126,8 @@ def load_run(name, profile):
     prediction), like ``pa3.engine.evaluate`` returns it; the run folder stores it as {class name: IoU}.
     """
     folder = run_dir(name, profile)
-    history = pd.DataFrame(json.loads((folder / "history.json").read_text()))
-    metrics = json.loads((folder / "metrics.json").read_text())
+    history = pd.DataFrame(read_run_file(folder, "history.json", expect=list))
+    metrics = read_run_file(folder, "metrics.json", keys=("status", "iou"))
     names = labels.class_names(profile.label_space)
     metrics["iou"] = [float("nan") if metrics["iou"].get(n) is None else metrics["iou"][n] for n in names]
     return history, metrics

@@ -13,11 +13,11 @@ from calibration runs that each change one factor of the committed run (seed, CP
 count, precision). A claim is listed only if it held in the committed run and in every calibration run.
 The calibration table is ``benchmarks/calibration.md``.
 """
-import json
 import math
 from pathlib import Path
 
 from pa3 import labels
+from pa3.files import read_json, read_run_file
 
 EXPECTED_DIR = Path(__file__).parent / "expected"
 
@@ -44,26 +44,17 @@ def expected_path(profile_name):
 def load_expected(profile_name):
     """The expected values of ``profile_name``, or None when the profile has none (e.g. "full")."""
     path = expected_path(profile_name)
-    if not path.is_file():
+    if not path.exists():
         return None
-    try:
-        expected = json.loads(path.read_text())
-        runs, claims = expected["runs"], expected.get("claims", [])
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is not a pa3 expected-values file ({error}); restore it with git "
-                         f"(git checkout -- {path.name}) or rewrite it with python -m benchmarks.calibrate") from error
-    return {"runs": runs, "claims": claims}
+    expected = read_json(path, "expected-values file", f"Restore it with git (git checkout -- {path.name}) or "
+                         f"rewrite it with python -m benchmarks.calibrate", keys=("runs",))
+    return {"runs": expected["runs"], "claims": expected.get("claims", [])}
 
 
 def _run_metrics(name, profile):
     from pa3.experiments import run_dir
 
-    path = run_dir(name, profile) / "metrics.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read the metrics of run {name!r} ({path}: {error}); rerun the notebook "
-                         f"cell that trains it") from error
+    return read_run_file(run_dir(name, profile), "metrics.json", keys=("miou", "pixel_acc", "iou"))
 
 
 def band_failures(name, values, bands):

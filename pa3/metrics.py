@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from pa3 import labels
+from pa3.files import BadFileError, unreadable
 
 _NUM_LABEL_IDS = 34  # labelIds 0..33
 _LANES = 8  # interleaved histograms in _pair_counts (8 * 34 * 34 = 9248 bins: indices still fit int16)
@@ -220,8 +221,13 @@ def _read_label_png(path, buffer="label"):
 
 
 def _read_label_pil(path):
-    with Image.open(path) as image:
-        return np.array(image)
+    try:
+        with Image.open(path) as image:
+            return np.array(image)
+    except (OSError, ValueError) as error:  # PIL's errors for folders, unreadable, truncated and non-PNG files
+        raise BadFileError(path, unreadable(path) or f"is not a readable PNG ({error})",
+                           "Write the predictions again, or restore the ground truth (re-unzip gtFine)",
+                           "label PNG") from error
 
 
 def _pair_counts(paths):

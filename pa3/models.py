@@ -22,17 +22,21 @@ Pretrained backbones (``pretrained=``): ``False`` never touches the network; ``T
 torchvision's ImageNet (or, for ``deeplabv3``, COCO) weights into ``torch.hub.get_dir()/checkpoints``
 and says where to put the file when offline; a path loads a local state dict.
 """
+import contextlib
+import functools
 import math
 import os
-import pickle
 import urllib.parse
 
 import torch
 import torch.nn.functional as F
 import torchvision
+import torch.utils.checkpoint
 from torch import nn
 from torchvision.models import ResNet50_Weights, ResNet101_Weights
 from torchvision.models.segmentation import DeepLabV3_ResNet50_Weights, DeepLabV3_ResNet101_Weights
+
+from pa3.files import BadFileError, load_torch
 
 SIZE_MULTIPLE = 32  # every model's total down-sampling factor (five stride-2 stages)
 
@@ -66,7 +70,8 @@ class SegmentationModel(nn.Module):
     """Base class: checks the input before every forward (one pre-hook), then runs ``forward``.
 
     ``min_train_batch = 2`` marks models with an image-pooling branch (ASPP): BatchNorm over a 1x1
-    map cannot train on a single image.
+    map cannot train on a single image. ``checkpoint_blocks()`` lists the blocks that
+    :func:`set_checkpointing` runs under activation checkpointing.
     """
 
     name = "model"
@@ -75,6 +80,9 @@ class SegmentationModel(nn.Module):
     def __init__(self):
         super().__init__()
         self.register_forward_pre_hook(_input_check_hook)
+
+    def checkpoint_blocks(self):
+        return []
 
 
 def _input_check_hook(module, args):
@@ -159,6 +167,11 @@ class ResNetTrunk(nn.Module):
         return self.layer4(self.layer3(x))  # (N, 2048, H/os, W/os)
 
 
+def _bottlenecks(resnet):
+    """The 16 (ResNet-50) or 33 (ResNet-101) bottleneck blocks of a torchvision ResNet, in order."""
+    return [*resnet.layer1, *resnet.layer2, *resnet.layer3, *resnet.layer4]
+
+
 # ----------------------------------------------------------------------------- pretrained weights
 def _no_pretrained(name, pretrained):
     if pretrained:
@@ -173,6 +186,10 @@ def _checkpoint_path(weights):
 
 def _download(weights):
     """State dict of a torchvision weights enum; offline -> RuntimeError saying where to put the file."""
+    cached = _checkpoint_path(weights)
+    if os.path.exists(cached):  # torch.hub's copy of an earlier download: checked like any weights file
+        return load_torch(cached, "pretrained weights file", f"It is torch.hub's copy of {weights.url}: delete it "
+                          f"and run again to download it again, or put an intact copy of that file there")
     try:
         # torch.hub (looked up at call time) caches into torch.hub.get_dir()/checkpoints and reuses the file
         return torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", progress=True, check_hash=True,
@@ -185,20 +202,18 @@ def _download(weights):
             f"(a local state dict), or pretrained=False to train from scratch") from err
 
 
+_WEIGHTS_FIX = ("Pass the path of a state dict saved with torch.save(model.state_dict(), path), "
+                "pretrained=True to download torchvision's weights, or pretrained=False")
+
+
 def _read_state_dict(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"pretrained weights file {path!s} not found; pass pretrained=True to download "
-                                f"torchvision's weights, or pretrained=False")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise pickle.UnpicklingError(
-            f"refusing to load {path!s}: it holds more than tensors (pickled code, which torch.load(..., "
-            f"weights_only=True) does not run). Save the weights with torch.save(model.state_dict(), path) "
-            f"from a source you trust. ({str(error).splitlines()[0]})") from None
+    state = load_torch(path, "pretrained weights file", _WEIGHTS_FIX)
     for key in ("state_dict", "model"):  # common checkpoint wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise BadFileError(path, "holds no state dict (a dict of parameter name -> tensor)", _WEIGHTS_FIX,
+                           "pretrained weights file")
     return state
 
 
@@ -253,6 +268,9 @@ class FCN(SegmentationModel):
         x = self.decoder(x)  # (N, 32, H, W)
         return self.classifier(x)  # (N, num_classes, H, W)
 
+    def checkpoint_blocks(self):
+        return [*self.encoder, *self.decoder]
+
 
 class UNet(SegmentationModel):
     """Modified U-Net — report Table 2, exactly as tabulated.
@@ -305,6 +323,10 @@ class UNet(SegmentationModel):
         x = self.block9(torch.cat([x1, self.deconv4(x)], 1))  # (N, 64, H, W)
         return self.classifier(x)  # (N, num_classes, H, W)
 
+    def checkpoint_blocks(self):
+        return [self.block1, self.block2, self.block3, self.block4, self.block5, self.deconv1, self.block6,
+                self.deconv2, self.block7, self.deconv3, self.block8, self.deconv4, self.block9]
+
 
 class UNetASPP(UNet):
     """U-Net + ASPP — report section 3.4: Table 2's U-Net whose "deconv4 layer and the final classifier
@@ -333,6 +355,9 @@ class UNetASPP(UNet):
         xavier_init_(self.deconv4)
         xavier_init_(self.classifier)
 
+    def checkpoint_blocks(self):
+        return [*super().checkpoint_blocks(), self.classifier]  # deconv4 and the classifier: full-size ASPPs
+
 
 class ResNet50Deconv(SegmentationModel):
     """Modified ResNet-50 — report Table 3: ResNet-50 without avgpool/fc (output stride 32, 2048
@@ -353,6 +378,9 @@ class ResNet50Deconv(SegmentationModel):
         x = self.backbone(x)  # (N, 2048, H/32, W/32)
         x = self.decoder(x)  # (N, 32, H, W)
         return self.classifier(x)  # (N, num_classes, H, W)
+
+    def checkpoint_blocks(self):
+        return [*_bottlenecks(self.backbone), *self.decoder]
 
 
 class ResNet101ASPP(SegmentationModel):
@@ -386,6 +414,9 @@ class ResNet101ASPP(SegmentationModel):
         f = self.aspp(f)  # (N, 128, H/8, W/8)
         logits = self.classifier(f)  # (N, num_classes, H/8, W/8)
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)  # (N, C, H, W)
+
+    def checkpoint_blocks(self):
+        return [*_bottlenecks(self.backbone), self.aspp]
 
 
 class DeepLabV3(SegmentationModel):
@@ -425,6 +456,9 @@ class DeepLabV3(SegmentationModel):
 
     def forward(self, x):  # (N, 3, H, W)
         return self.net(x)["out"]  # (N, num_classes, H, W)
+
+    def checkpoint_blocks(self):
+        return [*_bottlenecks(self.net.backbone), self.net.classifier[0]]  # torchvision's ResNet + ASPP
 
 
 # ----------------------------------------------------------------------------- registry
@@ -495,6 +529,60 @@ def count_flops(name, num_classes=19, size=(512, 1024), batch=1):
     with counter, torch.no_grad():
         model(x)
     return counter.get_total_flops()
+
+
+# ----------------------------------------------------------------------------- activation checkpointing
+def checkpoint_blocks(model):
+    """The blocks of a pa3 model that ``set_checkpointing`` checkpoints: U-Net blocks (and U-Net+ASPP's
+    two full-size ASPPs), ResNet bottlenecks, ASPP heads, FCN layers."""
+    blocks = model.checkpoint_blocks() if isinstance(model, SegmentationModel) else []
+    if not blocks:
+        raise ValueError(f"{type(model).__name__} names no blocks to checkpoint: activation checkpointing is "
+                         f"available for pa3's registered models ({', '.join(MODELS)}); use checkpointing=False")
+    return blocks
+
+
+def set_checkpointing(model, enabled=True):
+    """Run the model's ``checkpoint_blocks`` under activation checkpointing (or back to normal).
+
+    A checkpointed block keeps only its input for backward and recomputes its activations there
+    (``torch.utils.checkpoint``, ``use_reentrant=False``; dropout replays the same masks): less memory for
+    about one more forward pass of those blocks. Gradients are unchanged. BatchNorm running statistics are
+    restored after the recomputation, so they are updated once per step, as without checkpointing.
+    Only training with gradients is affected; evaluation and ``no_grad`` run the blocks as usual. The
+    state dict is unchanged (the blocks' ``forward`` is wrapped in place, no module is added).
+
+    Returns:
+        model.
+    """
+    for block in checkpoint_blocks(model):
+        if enabled:
+            block.forward = functools.partial(_checkpointed_forward, block, type(block).forward)
+        else:
+            block.__dict__.pop("forward", None)
+    return model
+
+
+def _checkpointed_forward(block, forward, *args):
+    if not (block.training and torch.is_grad_enabled()):
+        return forward(block, *args)
+    return torch.utils.checkpoint.checkpoint(
+        forward, block, *args, use_reentrant=False,
+        context_fn=lambda: (contextlib.nullcontext(), _batchnorm_stats_restored(block)))
+
+
+@contextlib.contextmanager
+def _batchnorm_stats_restored(module):
+    """Recomputation runs the block's BatchNorms in training mode again: put their running stats back."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)] for m in norms]
+    try:
+        yield
+    finally:
+        for m, (mean, var, count) in zip(norms, saved):
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(count)
 
 
 def summary(model, input_size=(256, 512), depth=2):

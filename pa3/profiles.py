@@ -3,7 +3,14 @@
 - ``"default"`` — the embedded synthetic street scenes, small resolution, a few epochs: every notebook
   runs on a 2-core CPU in minutes and its outputs are what the repository commits (and nbval checks).
 - ``"full"`` — real Cityscapes (``PA3_DATA=/path/to/cityscapes``), the report's resolution and epochs,
-  meant for a GPU (Colab or a workstation).
+  planned for a 40 GB A100.
+- ``"colab"`` — the same run planned for Colab's free 15 GB T4: the models whose batch of 8 does not fit
+  train it as micro-batches (gradient accumulation), U-Net+ASPP also with activation checkpointing.
+
+A profile that names a GPU (``Profile.gpu``, a key of ``GPUS``) holds budgets whose training memory, by
+``pa3.memory.estimate_memory``, fits ``pa3.memory.HEADROOM`` of that GPU's memory (tests/test_memory.py
+checks every model). ``estimate_hours`` turns FLOPs into hours on a GPU; ``resource_table`` lists both
+(docs/colab.md shows it).
 
 Select with the environment variable ``PA3_PROFILE`` (or the notebook's parameters cell); point at real
 data with ``PA3_DATA``. Nothing else in a notebook changes between the two. ``PA3_RUNS`` moves the run
@@ -18,17 +25,40 @@ from pathlib import Path
 
 import torch
 
-from pa3 import project_dir, short_path
+from pa3 import labels, project_dir, short_path
 
 REPO_ROOT = project_dir()  # data/, runs/, figures/ live here (see pa3.project_dir)
 
 
 @dataclass(frozen=True)
 class Budget:
-    """How long one experiment trains under a profile."""
+    """How long one experiment trains under a profile, and how each batch is split to fit the GPU."""
     epochs: int
     max_steps_per_epoch: int | None  # None = whole epochs
-    batch_size: int
+    batch_size: int  # images per optimiser step
+    accumulation_steps: int = 1  # forward/backward in micro-batches of batch_size / accumulation_steps images
+    checkpointing: bool = False  # activation checkpointing (pa3.models.set_checkpointing)
+
+
+@dataclass(frozen=True)
+class GPU:
+    """A GPU a profile is planned for: its memory, and the throughput assumed for time estimates."""
+    name: str
+    memory_gib: float  # total memory as torch.cuda.get_device_properties reports it
+    precision: str  # the autocast dtype pa3.device.resolve_amp("auto") picks on it
+    tflops: float  # ASSUMED sustained training throughput, in FlopCounterMode FLOPs (2 per multiply-add)
+
+
+GPUS = {
+    # Colab's free GPU: "15 GB" (14.7 GiB reported), fp16 tensor cores (65 TFLOP/s peak), no native bf16.
+    # Assumed 6 TFLOP/s, about 9 % of peak: what mixed-precision ResNet-50 training reaches on a T4
+    # (~250 images/s x 24.6 GFLOP per 224x224 image, forward + backward); Colab's T4 also runs power-capped.
+    "T4": GPU("Tesla T4", 14.7, "fp16", 6.0),
+    # A100 40 GB (39.5 GiB reported), bf16 tensor cores (312 TFLOP/s peak). Assumed 50 TFLOP/s, about 16 % of
+    # peak, below NVIDIA's tuned mixed-precision ResNet-50 training (~2,700 images/s, ~66 TFLOP/s).
+    "A100": GPU("A100 40GB", 39.5, "bf16", 50.0),
+}
+CITYSCAPES_FRAMES = {"train": 2975, "val": 500}  # the fine annotations a full-profile epoch goes through
 
 
 @dataclass
@@ -47,6 +77,7 @@ class Profile:
     runs_dir: str = str(REPO_ROOT / "runs")
     figures_dir: str = str(REPO_ROOT / "figures")
     pretrained: bool = False  # ImageNet weights for ResNet backbones (needs internet or a local file)
+    gpu: str | None = None  # the GPU the budgets are planned for (a key of GPUS); None = the CPU
 
     def budget(self, model):
         return self.budgets.get(model, self.budgets["default"])
@@ -66,14 +97,84 @@ PROFILES = {
         budgets={"resnet50_deconv": Budget(10, 40, 4), "default": Budget(10, 20, 4)},
         val_limit=None, num_workers=0, threads=1, lr_schedule="poly",
     ),
-    # A GPU and real Cityscapes: the report's scale.
+    # A GPU and real Cityscapes: the report's scale (512x1024, batch 8, 60 epochs), planned for a 40 GB A100.
+    # U-Net+ASPP's two full-size ASPPs need ~57 GiB for 8 images: two micro-batches of 4 (~29 GiB).
     "full": Profile(
         name="full", data_root=None, height=512, width=1024,
-        budgets={"default": Budget(60, None, 8)},
-        val_limit=None, num_workers=2, threads=None, pretrained=True,
+        budgets={"default": Budget(60, None, 8),
+                 "unet_aspp": Budget(60, None, 8, accumulation_steps=2)},
+        val_limit=None, num_workers=2, threads=None, pretrained=True, gpu="A100",
         figures_dir=str(REPO_ROOT / "figures" / "full"),
     ),
+    # The same run on Colab's free 15 GB T4 (fp16): the effective batch stays 8; where 8 images do not fit,
+    # micro-batches of 4 (U-Net, DeepLabv3, ResNet-101+ASPP, ~9-10 GiB) or, for U-Net+ASPP, of 2 with
+    # activation checkpointing (~10 GiB; 2 is the least its image-pooling BatchNorm trains on).
+    "colab": Profile(
+        name="colab", data_root=None, height=512, width=1024,
+        budgets={"default": Budget(60, None, 8),
+                 "unet": Budget(60, None, 8, accumulation_steps=2),
+                 "deeplabv3": Budget(60, None, 8, accumulation_steps=2),
+                 "resnet101_aspp": Budget(60, None, 8, accumulation_steps=2),
+                 "unet_aspp": Budget(60, None, 8, accumulation_steps=4, checkpointing=True)},
+        val_limit=None, num_workers=2, threads=None, pretrained=True, gpu="T4",
+        figures_dir=str(REPO_ROOT / "figures" / "colab"),
+    ),
 }
+
+
+def estimate_memory(profile, model, num_classes=None):
+    """pa3.memory's training-memory estimate of ``model`` under ``profile`` on the profile's GPU."""
+    from pa3.memory import estimate_memory as estimate
+
+    budget = profile.budget(model)
+    precision = GPUS[profile.gpu].precision if profile.gpu else "fp32"
+    return estimate(model, budget.batch_size // budget.accumulation_steps, (profile.height, profile.width),
+                    precision, budget.checkpointing, num_classes or labels.num_classes(profile.label_space))
+
+
+def estimate_hours(profile, model, gpu, frames=CITYSCAPES_FRAMES):
+    """Hours to train ``model`` under ``profile`` on ``gpu`` (a key of GPUS), validation included.
+
+    FLOPs (``pa3.models.count_flops``, per image at the profile's size) x 3 for a training step (forward +
+    backward, which costs about two forwards), x 4 with activation checkpointing (the checkpointed blocks
+    run forward again in backward); + one forward per validation frame and epoch; divided by the GPU's
+    assumed throughput (GPUS). Data loading and checkpoint writing are not counted: a small model on a fast
+    GPU can be loader-bound, so read these as lower bounds there.
+    """
+    from pa3.models import count_flops
+
+    budget = profile.budget(model)
+    forward = count_flops(model, labels.num_classes(profile.label_space), (profile.height, profile.width))
+    steps = frames["train"] // budget.batch_size  # the training loader drops the last partial batch
+    if budget.max_steps_per_epoch is not None:
+        steps = min(steps, budget.max_steps_per_epoch)
+    val = frames["val"] if profile.val_limit is None else min(profile.val_limit, frames["val"])
+    per_epoch = steps * budget.batch_size * forward * (4 if budget.checkpointing else 3) + val * forward
+    return budget.epochs * per_epoch / (GPUS[gpu].tflops * 1e12) / 3600
+
+
+def resource_table(profiles=("colab", "full"), gpus=tuple(GPUS)):
+    """Per profile and model: the batch split, estimated GPU memory (GiB) and estimated hours per GPU.
+
+    Returns:
+        list of dicts {profile, gpu, model, batch, checkpointing, memory_gib, target_gib, hours_<gpu>...}.
+    """
+    from pa3.memory import HEADROOM
+    from pa3.models import MODELS
+
+    rows = []
+    for name in profiles:
+        profile = PROFILES[name]
+        for model in MODELS:
+            budget = profile.budget(model)
+            row = {"profile": name, "gpu": profile.gpu, "model": model,
+                   "batch": f"{budget.accumulation_steps} x {budget.batch_size // budget.accumulation_steps}",
+                   "checkpointing": budget.checkpointing,
+                   "memory_gib": round(estimate_memory(profile, model).gib, 1),
+                   "target_gib": round(HEADROOM * GPUS[profile.gpu].memory_gib, 1)}
+            row.update({f"hours_{gpu}": round(estimate_hours(profile, model, gpu), 1) for gpu in gpus})
+            rows.append(row)
+    return rows
 
 
 def get_profile(name=None, data_root=None):

@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from . import labels, project_dir, short_path
+from .files import BadFileError, read_json, read_text, remove
 
 GENERATOR_VERSION = 2  # 2: the sky gradient no longer depends on the CPU's SIMD features
 STAMP_NAME = "pa3_synthetic.json"
@@ -807,11 +808,13 @@ def write_manifest(root, path=MANIFEST):
 
 def read_manifest(path=MANIFEST) -> dict:
     """{relative path: sha256} from a ``sha256sum``-format file written by ``write_manifest``."""
+    fix = f"Restore it with git (git checkout -- {Path(path).name}) or rewrite it with write_manifest"
     entries = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path, "checksum manifest", fix).splitlines(), 1):
         digest, sep, name = line.partition("  ")
         if not sep or len(digest) != 64:
-            raise ValueError(f"{path}, line {number}: expected '<sha256>  <path>', found {line!r}")
+            raise BadFileError(path, f"is not a checksum manifest: line {number} is {line!r}, not "
+                               f"'<sha256>  <path>'", fix, "checksum manifest")
         entries[name] = digest
     return entries
 
@@ -838,12 +841,13 @@ def generate(root, config=None, workers=2, progress=True) -> Path:
     config = config or SyntheticConfig()
     root = Path(root)
     foreign = [sub for sub in ("leftImg8bit", "gtFine") if (root / sub).exists()]
-    if foreign and not (root / STAMP_NAME).is_file():
+    if foreign and not (root / STAMP_NAME).exists():
         raise FileExistsError(
             f"{root} already holds {' and '.join(s + '/' for s in foreign)} but no {STAMP_NAME}: it is not a "
             "synthetic set written by pa3 (real Cityscapes?), and generating here would delete it. Choose an "
             "empty folder (python -m pa3 generate --root NEW_FOLDER), or delete it yourself first.")
     root.mkdir(parents=True, exist_ok=True)
+    remove(root / STAMP_NAME)  # a damaged stamp (even a folder or an unreadable file) is replaced
     # the stamp marks the folder as pa3's from the start; "complete" is only dropped at the end, so an
     # interrupted run never matches ensure_synthetic's check and is regenerated
     (root / STAMP_NAME).write_text(json.dumps({**_stamp(config), "complete": False}, indent=2) + "\n")
@@ -870,27 +874,41 @@ def generate(root, config=None, workers=2, progress=True) -> Path:
     return root
 
 
+def _read_stamp(path):
+    """(the stamp, None); (None, what is wrong with it) when damaged; (None, None) when there is none."""
+    try:
+        return read_json(path, "synthetic-set stamp", "", keys=("generator_version", "config")), None
+    except FileNotFoundError:
+        return None, None
+    except BadFileError as error:
+        return None, error.problem
+
+
 def ensure_synthetic(root=None, config=None) -> Path:
-    """Return the synthetic set's root, generating it only if missing or made with another config/version.
+    """Return the synthetic set's root, generating it only if missing, damaged or made with another config/version.
 
     Args:
         root: dataset root (default ``default_root()``, i.e. <repo>/data/synthetic).
         config: SyntheticConfig (default: SyntheticConfig()).
     Returns:
-        root as a Path. Prints one line saying where the data is and whether it was generated or reused.
+        root as a Path. Prints one line saying where the data is and whether it was generated or reused,
+        after one line saying why when a damaged or incomplete set is regenerated.
     """
     config = config or SyntheticConfig()
     root = Path(root) if root is not None else default_root()
-    stamp = root / STAMP_NAME
-    try:
-        current = json.loads(stamp.read_text())
-    except (OSError, ValueError):
-        current = None
+    current, problem = _read_stamp(root / STAMP_NAME)
     n = config.n_train + config.n_val + config.n_test
     size = f"{n} images at {config.height}x{config.width}"
-    if current == _stamp(config) and (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():
+    complete = (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir()
+    if current == _stamp(config) and complete:
         print(f"Synthetic Cityscapes data reused at {short_path(root)} ({size}, seed {config.seed})")
         return root
+    if current == _stamp(config):
+        problem = "is there but leftImg8bit/ or gtFine/ is missing"
+    elif current is not None and current.get("complete") is False:
+        problem = "says an earlier generation was interrupted"
+    if problem:  # derived data: regenerated, never used damaged, and never silently
+        print(f"{short_path(root / STAMP_NAME)} {problem}; regenerating the synthetic set")
     generate(root, config)
     print(f"Synthetic Cityscapes data generated at {short_path(root)} ({size}, seed {config.seed})")
     return root

@@ -44,6 +44,8 @@ generate into a folder pa3 did not write        test_synthetic.py::test_generate
 CSV list whose rows pair different frames       test_data.py::test_read_csv_list_refuses_a_shifted_list
 uint16 instance ids given as labelIds           test_data.py::test_encode_refuses_values_that_would_wrap_around
 pretrained file carrying a pickled callable     test_models.py::test_pretrained_file_loads_backbone
+damaged file (empty, truncated, random bytes,   test_files.py: every reader x every damage (docs/files.md);
+text, folder, unreadable, wrong JSON)           derived data (cache, class frequencies, synthetic stamp) rebuilt
 ==============================================  ===========================================================
 """
 import errno
@@ -183,7 +185,7 @@ def test_load_model_refuses_another_model_or_class_count(tmp_path):
     pytest.importorskip("pa3.models")
     path = tmp_path / "best.pt"
     conv = nn.Conv2d(3, 19, 1)
-    torch.save({"model": conv.state_dict(), "model_name": "fcn", "num_classes": 19}, path)
+    torch.save({"model": conv.state_dict(), "model_name": "fcn", "num_classes": 19, "config": {}}, path)
     with pytest.raises(ValueError) as error:
         engine.load_model(path, model_name="unet")
     assert str(path) in str(error.value) and "holds a 'fcn' model, not 'unet'" in str(error.value)

@@ -31,6 +31,9 @@ def test_parse_train_defaults_and_flags():
     assert (args.model, args.loss, args.weighting, args.augment, args.force) == ("unet", "weighted_ce", "enet", True, True)
     assert args.pretrained == "imagenet" and args.max_minutes == 5.0
     assert build_parser().parse_args(["train", "--pretrained", "w.pth"]).pretrained == "w.pth"
+    args = build_parser().parse_args(["train", "--accumulation-steps", "4", "--checkpointing"])
+    assert (args.accumulation_steps, args.checkpointing) == (4, True)
+    assert build_parser().parse_args(["train"]).accumulation_steps == 1
     args = build_parser().parse_args(["evaluate", "--checkpoint", "run/best.pt", "--sliding-window", "64", "128"])
     assert args.split == "val" and args.sliding_window == [64, 128]
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from pa3 import engine
 from pa3.engine import TrainConfig, evaluate, fit, load_checkpoint, predict
+from pa3.files import BadFileError
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 3
@@ -258,10 +259,10 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny, tmp_path):
 def test_pickled_callable_checkpoint_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "hook": print}, path)  # a pickled callable: weights_only refuses it
-    with pytest.raises(ValueError, match=r"evil.pt is not a pa3 checkpoint.*trust"):
+    with pytest.raises(BadFileError, match=r"evil.pt holds pickled Python objects \(code\).*from a source you trust"):
         load_checkpoint(path)
     torch.save({"weights": torch.zeros(1)}, path)
-    with pytest.raises(ValueError, match="not a pa3 checkpoint"):
+    with pytest.raises(BadFileError, match="not a pa3 checkpoint"):
         load_checkpoint(path)
 
 
@@ -391,7 +392,8 @@ def test_best_is_written_before_last(tiny, tmp_path, monkeypatch):
     """A kill between the two end-of-epoch writes must never leave a last.pt whose best epoch has no best.pt."""
     order = []
     save = engine.save_checkpoint
-    monkeypatch.setattr(engine, "save_checkpoint", lambda state, path: (order.append(Path(path).name), save(state, path)))
+    monkeypatch.setattr(engine, "save_checkpoint",
+                        lambda state, path, **kw: (order.append(Path(path).name), save(state, path, **kw)))
     train, val = tiny["tiny_loaders"]()
     fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=1), tmp_path, criterion=ce(), num_classes=3)
     assert order == ["best.pt", "last.pt"]
@@ -472,3 +474,80 @@ def test_evaluate_writes_official_pngs_in_the_same_pass(tmp_path):
     assert np.asarray(Image.open(tmp_path / "small" / written[0].name)).shape == (64, 128)
     with pytest.raises(ValueError, match="reads the dataset in order"):
         evaluate(model, make_loader(small, 2, train=True), write_to=tmp_path / "shuffled")
+
+
+def test_default_step_is_the_plain_training_step(tiny):
+    """With the defaults (no accumulation) a step is exactly forward, loss, backward, Adam step: bit for bit
+    what train_one_epoch did before gradient accumulation existed (dropout and BatchNorm included)."""
+    torch.manual_seed(0)
+    model, plain = tiny["TinyNet"](), tiny["TinyNet"]()
+    plain.load_state_dict(model.state_dict())
+    batches = list(tiny["tiny_loaders"]()[0])
+    optimizer, plain_optimizer = torch.optim.Adam(model.parameters()), torch.optim.Adam(plain.parameters())
+    torch.manual_seed(1)
+    engine.train_one_epoch(model, ce(), optimizer, batches, torch.device("cpu"), epoch=1)
+    torch.manual_seed(1)
+    plain.train()
+    for images, masks in batches:
+        loss = ce()(plain(images).float(), masks)
+        plain_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        plain_optimizer.step()
+    assert state_equal(model.state_dict(), plain.state_dict())
+
+
+@pytest.mark.parametrize("optimizer_class", [torch.optim.SGD, torch.optim.Adam])
+def test_gradient_accumulation_equals_one_big_batch(optimizer_class):
+    """k micro-batches of 8/k images give the update of one batch of 8, up to float rounding. The model has
+    no BatchNorm (which would normalise each micro-batch by its own statistics) and no pixel is ignored
+    (each micro-batch's cross-entropy is then a mean over as many pixels as the batch's share)."""
+    torch.manual_seed(0)
+    images, masks = torch.randn(8, 3, 16, 16), torch.randint(0, NUM_CLASSES, (8, 16, 16))
+    reference = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, NUM_CLASSES, 1))
+    results = {}
+    for k in (1, 2, 4, 8):
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, NUM_CLASSES, 1))
+        model.load_state_dict(reference.state_dict())
+        optimizer = optimizer_class(model.parameters(), lr=0.05)
+        result = engine.train_one_epoch(model, ce(), optimizer, [(images, masks)] * 3, torch.device("cpu"), epoch=1,
+                                        accumulation_steps=k)
+        results[k] = (model.state_dict(), result)
+    big, big_result = results[1]
+    for k in (2, 4, 8):
+        state, result = results[k]
+        assert result["steps"] == 3  # a step is one batch, however many micro-batches
+        assert result["loss_sum"] == pytest.approx(big_result["loss_sum"], rel=1e-6)
+        for name in big:
+            torch.testing.assert_close(state[name], big[name], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(big["0.weight"], reference.state_dict()["0.weight"])
+
+
+def test_accumulation_steps_must_split_the_batch():
+    with pytest.raises(ValueError, match=r"accumulation_steps=3 does not split batch_size=8.*\[1, 2, 4, 8\]"):
+        TrainConfig(batch_size=8, accumulation_steps=3)
+
+
+def test_accumulation_resume_equals_uninterrupted(tiny, tmp_path):
+    """With micro-batches a step is still one batch: scheduler, step counters and mid-epoch resume agree."""
+    reference = tiny["run"](tmp_path / "reference", accumulation_steps=2, lr_schedule="poly")
+    tiny["run"](tmp_path / "split", max_minutes=1e-9, accumulation_steps=2, lr_schedule="poly")
+    assert load_checkpoint(tmp_path / "split" / "last.pt")["step_in_epoch"] == 1
+    resumed = tiny["run"](tmp_path / "split", accumulation_steps=2, lr_schedule="poly")
+    assert state_equal(reference.state_dict(), resumed.state_dict())
+    assert load_checkpoint(tmp_path / "reference" / "last.pt")["global_step"] == 12  # 3 epochs x 4 batches
+
+
+def test_runs_saved_before_new_config_fields_still_resume(tiny, tmp_path):
+    """A run folder written before accumulation_steps/checkpointing existed resumes with their defaults."""
+    config = tiny["tiny_config"]()
+    old = {k: v for k, v in config.to_dict().items() if k not in ("accumulation_steps", "checkpointing")}
+    engine._check_resumable(old, config, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="accumulation_steps: saved 1, now 2"):
+        engine._check_resumable(old, tiny["tiny_config"](accumulation_steps=2), tmp_path / "last.pt")
+
+
+def test_checkpointing_needs_a_pa3_model(tiny, tmp_path):
+    train, val = tiny["tiny_loaders"]()
+    with pytest.raises(ValueError, match="TinyNet names no blocks to checkpoint.*checkpointing=False"):
+        fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](checkpointing=True), tmp_path, criterion=ce(),
+            num_classes=3)

@@ -69,3 +69,40 @@ def test_report_images_are_test_positions_1_2_4_9(tiny_profile):
     assert ids == [1, 2, 4, 9] and images.shape == (4, 3, 32, 64) and masks.shape == (4, 32, 64)
     assert experiments.figure_split(tiny_profile) == "val"  # not a pa3 synthetic root: real test labels absent
     assert np.isfinite(images.numpy()).all()
+
+
+def test_run_saved_before_new_config_fields_is_still_complete(tiny_profile):
+    """A run folder whose config.json predates accumulation_steps/checkpointing is reused, not retrained."""
+    import json
+
+    folder = experiments.run_experiment("baseline", tiny_profile)
+    saved = json.loads((folder / "config.json").read_text())
+    for key in ("accumulation_steps", "checkpointing"):
+        del saved[key]
+    (folder / "config.json").write_text(json.dumps(saved))
+    assert experiments.is_complete("baseline", tiny_profile)
+
+
+def test_gpu_profiles_split_batches_in_the_config():
+    colab = PROFILES["colab"]
+    config = experiments.make_config("unet_aspp", colab)
+    assert (config.batch_size, config.accumulation_steps, config.checkpointing) == (8, 4, True)
+    assert experiments.make_config("unet", colab).accumulation_steps == 2
+    assert experiments.make_config("baseline", colab).accumulation_steps == 1
+    assert experiments.make_config("unet_aspp", PROFILES["full"]).accumulation_steps == 2
+    assert (colab.gpu, PROFILES["full"].gpu, PROFILES["default"].gpu) == ("T4", "A100", None)
+
+
+def test_estimate_hours_from_flops_and_assumed_throughput():
+    from pa3.models import count_flops
+    from pa3.profiles import GPUS, estimate_hours
+
+    colab = PROFILES["colab"]
+    forward = count_flops("fcn", 19, (512, 1024))
+    per_epoch = (2975 // 8) * 8 * 3 * forward + 500 * forward  # training steps (fwd + bwd) + validation
+    assert estimate_hours(colab, "fcn", "T4") == pytest.approx(60 * per_epoch / (GPUS["T4"].tflops * 1e12) / 3600)
+    assert estimate_hours(colab, "fcn", "A100") < estimate_hours(colab, "fcn", "T4")
+    # checkpointing recomputes the forward: 4 passes instead of 3
+    plain = dataclasses.replace(colab, budgets={"default": Budget(60, None, 8, 4, checkpointing=False)})
+    ratio = estimate_hours(colab, "unet_aspp", "T4") / estimate_hours(plain, "unet_aspp", "T4")
+    assert ratio == pytest.approx((2968 * 4 + 500) / (2968 * 3 + 500))

@@ -72,7 +72,7 @@ def test_missing_run_and_unknown_experiment_are_clear(graded):
     with pytest.raises(ValueError, match="no expected values for 'dice'"):
         grading.check_runs(["dice"], profile)
     (runs / "unet" / "metrics.json").unlink()
-    with pytest.raises(ValueError, match="cannot read the metrics of run 'unet'"):
+    with pytest.raises(FileNotFoundError, match=r"unet[/\\]metrics.json does not exist: train that run first"):
         grading.check_runs(["unet"], profile)
 
 

@@ -1,7 +1,7 @@
 """Tests for pa3.models: shapes and gradients of every registered model, hand-counted parameters of the
 report's Tables 1-2, errors (typo, input size, pretrained offline) and initialisation."""
+import copy
 import math
-import pickle
 import urllib.error
 
 import pytest
@@ -9,6 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
+from pa3.files import BadFileError
 from pa3.models import ASPP, DISPLAY_NAMES, MODEL_TABLE, MODELS, build_model, count_parameters
 
 
@@ -146,7 +147,7 @@ def test_pretrained_file_loads_backbone(tmp_path, no_network):
     # a "weights" file carrying pickled code is refused, with the reason and the fix, and nothing runs
     evil = tmp_path / "evil.pth"
     torch.save({"state_dict": resnet.state_dict(), "hook": print}, evil)
-    with pytest.raises(pickle.UnpicklingError, match=r"refusing to load .*evil\.pth.*torch.save\(model.state_dict\(\)"):
+    with pytest.raises(BadFileError, match=r"evil\.pth holds pickled Python objects \(code\).*torch.save\(model.state_dict\(\)"):
         build_model("resnet50_deconv", 5, pretrained=evil)
 
 
@@ -203,3 +204,31 @@ def test_summary_lists_table1_shapes():
                                                (1, 256, 4, 8), (1, 512, 2, 4)]
     assert rows[-1] == {"layer": "classifier", "type": "Conv2d", "output": (1, 19, 64, 128), "params": 32 * 19 + 19}
     assert sum(r["params"] for r in rows) == count_parameters(build_model("fcn", 19))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_checkpointing_leaves_gradients_and_running_stats_unchanged(name, no_network):
+    """Activation checkpointing recomputes the blocks in backward: the same gradients (dropout replays its
+    masks), BatchNorm running stats updated once (restored after the recomputation), the same state dict
+    keys and evaluation outputs; switching it off restores the plain forward."""
+    from pa3.models import checkpoint_blocks, set_checkpointing
+
+    kwargs = {"dropout": 0.1} if name in ("resnet101_aspp", "unet_aspp") else {}
+    torch.manual_seed(0)
+    plain = build_model(name, 5, **kwargs)
+    checkpointed = copy.deepcopy(plain)
+    assert set_checkpointing(checkpointed) is checkpointed
+    x = torch.randn(2, 3, 32, 64)
+    for model in (plain, checkpointed):
+        torch.manual_seed(1)  # the same dropout masks in both forwards
+        model(x).logsumexp(1).mean().backward()
+    for (key, p), q in zip(plain.named_parameters(), checkpointed.parameters()):
+        assert torch.allclose(q.grad, p.grad, rtol=1e-5, atol=1e-7), key
+    state, state_checkpointed = plain.state_dict(), checkpointed.state_dict()
+    assert state.keys() == state_checkpointed.keys()
+    for key in state:  # running_mean/var, num_batches_tracked: one update, as without checkpointing
+        assert torch.equal(state[key], state_checkpointed[key]), key
+    with torch.no_grad():
+        assert torch.equal(plain.eval()(x), checkpointed.eval()(x))
+    set_checkpointing(checkpointed, False)
+    assert all("forward" not in vars(block) for block in checkpoint_blocks(checkpointed))

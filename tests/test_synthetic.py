@@ -177,5 +177,5 @@ def test_default_set_is_the_same_without_numpy_simd(tmp_path):
 def test_manifest_lines_are_checked(tmp_path):
     bad = tmp_path / "bad.sha256"
     bad.write_text("abc  leftImg8bit/x.png\n")
-    with pytest.raises(ValueError, match="bad.sha256, line 1"):
+    with pytest.raises(ValueError, match="bad.sha256 is not a checksum manifest: line 1"):
         synthetic.read_manifest(bad)
