@@ -1,5 +1,6 @@
 """Profiles and the report's experiments: train once into a run folder, reuse it afterwards."""
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -106,3 +107,22 @@ def test_estimate_hours_from_flops_and_assumed_throughput():
     plain = dataclasses.replace(colab, budgets={"default": Budget(60, None, 8, 4, checkpointing=False)})
     ratio = estimate_hours(colab, "unet_aspp", "T4") / estimate_hours(plain, "unet_aspp", "T4")
     assert ratio == pytest.approx((2968 * 4 + 500) / (2968 * 3 + 500))
+
+
+def test_default_profile_keeps_gpu_numerics_it_was_not_calibrated_for_off(monkeypatch):
+    import torch
+
+    from pa3.profiles import setup_notebook
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("PA3_AMP", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    threads = torch.get_num_threads()
+    try:
+        setup_notebook("default")
+        assert os.environ["PA3_AMP"] == "off" and not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        os.environ.pop("PA3_AMP", None)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(False)
