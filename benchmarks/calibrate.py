@@ -66,12 +66,17 @@ def train(variant, runs_dir):
 
 
 def run(variant, runs_dir):
-    """Train ``variant`` in a fresh process with its environment (kernel settings act at start-up)."""
-    env = {**os.environ, "TQDM_DISABLE": "1", **VARIANTS[variant][0]}
+    """Train ``variant`` in a fresh process with its environment (kernel settings act at start-up).
+
+    It runs in notebooks/, as the notebooks do: a run's config holds the data folder as seen from there
+    ("../data/synthetic"), and only a run with the notebooks' exact config is reused by them.
+    """
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": pythonpath, **VARIANTS[variant][0]}
     command = [sys.executable, "-m", "benchmarks.calibrate", "_train", variant]
     if runs_dir is not None:
-        command += ["--runs-dir", str(runs_dir)]
-    subprocess.run(command, env=env, cwd=REPO, check=True)
+        command += ["--runs-dir", str(Path(runs_dir).resolve())]
+    subprocess.run(command, env=env, cwd=REPO / "notebooks", check=True)
 
 
 def _load(variant, runs_dir):
