@@ -119,7 +119,8 @@ def summarize(runs_dir, variants):
                 expected["claims"].append([better, worse, "miou"])
     path = expected_path("default")
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(expected, indent=1) + "\n")
+    runs = [f" {json.dumps(name)}: {json.dumps(bands)}" for name, bands in expected["runs"].items()]
+    path.write_text('{"runs": {\n' + ",\n".join(runs) + '\n},\n"claims": ' + json.dumps(expected["claims"]) + "}\n")
 
     ends = {"committed": committed_ends, **{v: others[v][1] for v in variants}}
     lines = ["# Calibration of the notebooks' checks (default profile)", "",
