@@ -87,7 +87,11 @@ def _load(variant, runs_dir):
     values, ends = {}, {}
     for name in EXPERIMENTS:
         folder = run_dir(name, profile)
+        if variant != "committed" and not (folder / "metrics.json").exists():
+            continue  # not (yet) trained in this variant: shown as "-", not counted
         metrics = json.loads((folder / "metrics.json").read_text())
+        if metrics.get("status") != "complete":
+            continue
         history = json.loads((folder / "history.json").read_text())
         values[name] = checked_values(metrics)
         ends[name] = [row["miou"] for row in history[-3:]]
@@ -106,7 +110,7 @@ def summarize(runs_dir, variants):
         bands = {}
         for key, label in CHECKED:
             center = committed[name][key]
-            found = {v: others[v][0][name][key] for v in variants}
+            found = {v: others[v][0][name][key] for v in variants if name in others[v][0]}
             deviation = max(abs(x - center) for x in found.values())
             tolerance = max(TOLERANCE_FACTOR * deviation, TOLERANCE_FLOOR)
             bands[key] = [round(center, 4), round(tolerance, 4)]
@@ -115,7 +119,8 @@ def summarize(runs_dir, variants):
     all_runs = [committed] + [others[v][0] for v in variants]
     for better in EXPERIMENTS:
         for worse in EXPERIMENTS:
-            if better != worse and all(r[better]["miou"] - r[worse]["miou"] >= CLAIM_MARGIN for r in all_runs):
+            both = [r for r in all_runs if better in r and worse in r]
+            if better != worse and all(r[better]["miou"] - r[worse]["miou"] >= CLAIM_MARGIN for r in both):
                 expected["claims"].append([better, worse, "miou"])
     path = expected_path("default")
     path.parent.mkdir(exist_ok=True)
@@ -132,7 +137,8 @@ def summarize(runs_dir, variants):
               "| experiment | metric | committed | " + " | ".join(variants) + " | max deviation | tolerance |",
               "|---|---|--:|" + "--:|" * len(variants) + "--:|--:|"]
     for name, label, center, found, deviation, tolerance in rows:
-        lines.append(f"| {name} | {label} | {center:.3f} | " + " | ".join(f"{found[v]:.3f}" for v in variants)
+        lines.append(f"| {name} | {label} | {center:.3f} | "
+                     + " | ".join(f"{found[v]:.3f}" if v in found else "-" for v in variants)
                      + f" | {deviation:.3f} | {tolerance:.3f} |")
     lines += ["", "## Claims that held in every run (by at least "
               f"{CLAIM_MARGIN:g} mIoU)", ""]
@@ -140,7 +146,8 @@ def summarize(runs_dir, variants):
     lines += ["", "## Convergence: the last three validation mIoUs of every run", "",
               "| experiment | " + " | ".join(ends) + " |", "|---|" + "---|" * len(ends)]
     for name in EXPERIMENTS:
-        lines.append(f"| {name} | " + " | ".join(" / ".join(f"{100 * x:.1f}" for x in ends[v][name]) for v in ends) + " |")
+        lines.append(f"| {name} | " + " | ".join(" / ".join(f"{100 * x:.1f}" for x in ends[v][name]) if name in ends[v]
+                                                  else "-" for v in ends) + " |")
     (REPO / "benchmarks" / "calibration.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {path.relative_to(REPO)} and benchmarks/calibration.md")
 
