@@ -5,12 +5,6 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 
-def _tune_allocator():
-    from pa3.device import tune_allocator  # glibc keeps freed memory: no page-fault storm in training
-
-    tune_allocator()
-
-
 def project_dir():
     """Where pa3 keeps ``data/``, ``runs/`` and ``figures/``: ``$PA3_HOME`` if set, else the source checkout
     pa3 runs from (the folder holding its pyproject.toml), else the current directory (pa3 installed
@@ -32,5 +26,9 @@ def short_path(path):
         return str(path)
     return os.path.relpath(path.resolve())
 
+
+
+# On import, so that notebooks, the CLI and the tests all train without the page-fault storm (pa3.device).
+from pa3.device import tune_allocator as _tune_allocator  # noqa: E402
 
 _tune_allocator()
