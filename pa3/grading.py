@@ -30,9 +30,8 @@ METRIC_NAMES = dict(CHECKED)
 def checked_values(metrics):
     """{key: value} of the numbers ``check_runs`` checks, from a run's metrics.json dict (fractions)."""
     values = {"miou": metrics["miou"], "pixel_acc": metrics["pixel_acc"]}
-    iou = metrics["iou"]
     for name in labels.REPORT_CLASSES:
-        value = iou.get(name) if isinstance(iou, dict) else iou[labels.class_names("trainId").index(name)]
+        value = metrics["iou"].get(name)  # {class name: IoU}; null for a class absent from both
         values[f"iou/{name}"] = float("nan") if value is None else float(value)
     return values
 
