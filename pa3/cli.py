@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from pa3 import engine, labels
-from pa3.engine import TrainConfig
+from pa3 import distributed, labels
+from pa3.config import LR_SCHEDULES, TrainConfig
+from pa3.device import AMP_MODES
 
 DEFAULTS = TrainConfig()
 
@@ -57,7 +57,7 @@ def _add_train(sub):
                    help="activation checkpointing: recompute the model's blocks in backward (less memory)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--lr-schedule", default=d.lr_schedule, choices=engine.LR_SCHEDULES)
+    p.add_argument("--lr-schedule", default=d.lr_schedule, choices=LR_SCHEDULES)
     p.add_argument("--height", type=int, default=d.height)
     p.add_argument("--width", type=int, default=d.width)
     p.add_argument("--loss", default=d.loss, choices=LOSSES)
@@ -71,7 +71,7 @@ def _add_train(sub):
     p.add_argument("--max-minutes", type=float, help="time budget; stops cleanly, rerun to continue")
     p.add_argument("--max-steps-per-epoch", type=int, help="cut epochs short (quick profiles)")
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes")
-    p.add_argument("--amp", default=d.amp, choices=engine.AMP_MODES, help="mixed precision on CUDA")
+    p.add_argument("--amp", default=d.amp, choices=AMP_MODES, help="mixed precision on CUDA")
     p.add_argument("--channels-last", default=d.channels_last, choices=("auto", "on", "off"))
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -180,72 +180,38 @@ def _print_metrics(metrics, title):
 
 
 def cmd_train(args):
-    from torch.utils.data.distributed import DistributedSampler
+    from pa3.files import read_run_file
+    from pa3.train import train
 
-    from pa3.data import CityscapesSegmentation, class_frequencies, make_loader
-    from pa3.losses import class_weights
-    from pa3.models import build_model, check_input_size
-    from pa3.transforms import EvalPreset, TrainPreset
-
-    rank, world_size, _, _ = engine.setup_distributed(args.device)
+    rank, world_size, _, _ = distributed.setup(args.device)
     try:
         if rank != 0:
-            engine.barrier()  # rank 0 prepares data and caches first
+            distributed.barrier()  # rank 0 first: it may generate the synthetic set
         try:
             root = _data_root(args.data)
-            config = TrainConfig(
-                model=args.model, label_space=args.label_space, height=args.height, width=args.width,
-                batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                loss=args.loss, dice_weight=args.dice_weight, augment=args.augment, lr_schedule=args.lr_schedule,
-                early_stopping=args.early_stopping, max_minutes=args.max_minutes, amp=args.amp,
-                channels_last=args.channels_last, seed=args.seed, num_workers=args.workers,
-                pretrained=_pretrained(args.pretrained), device=args.device, deterministic=not args.nondeterministic,
-                data_root=str(root), max_steps_per_epoch=args.max_steps_per_epoch, sync_bn=args.sync_bn,
-                compile=args.compile, accumulation_steps=args.accumulation_steps, checkpointing=args.checkpointing)
-            size = (config.height, config.width)
-            # refuse a size the model cannot take before building a cache at that size
-            check_input_size(config.model, torch.empty(1, 3, *size, device="meta"))
-            # uint8 items (5x fewer bytes from the loader workers); fit() normalises batches on the device
-            train_set = CityscapesSegmentation(
-                root, "train", config.label_space, size,
-                transforms=TrainPreset(normalize=False) if config.augment else EvalPreset(normalize=False))
-            val_set = CityscapesSegmentation(root, "val", config.label_space, size, EvalPreset(normalize=False))
-            if args.weighting and config.loss not in ("weighted_ce", "ce_dice"):
-                raise ValueError(f"--weighting needs --loss weighted_ce or ce_dice, not {config.loss!r}")
-            if config.loss == "weighted_ce" or args.weighting:
-                frequencies = class_frequencies(root, "train", config.label_space, size)
-                config.class_weights = class_weights(frequencies, args.weighting or "median").tolist()
-        finally:  # also on an error, so the other ranks do not wait forever (they then fail the same way)
+        finally:
             if rank == 0:
-                engine.barrier()
-
-        train_sampler = val_sampler = None
-        if world_size > 1:
-            train_sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed)
-            # A strided shard counts every val image once (DistributedSampler pads with repeats); every
-            # rank needs at least one image (DDP syncs BatchNorm buffers at the first eval forward).
-            val_sampler = (list(range(rank, len(val_set), world_size)) if len(val_set) >= world_size
-                           else DistributedSampler(val_set, shuffle=False))
-        train_loader = make_loader(train_set, config.batch_size, train=True, num_workers=config.num_workers,
-                                   seed=config.seed, sampler=train_sampler)
-        val_loader = make_loader(val_set, config.batch_size, train=False, num_workers=config.num_workers,
-                                 sampler=val_sampler)
-        engine.seed_everything(config.seed)  # model initialisation
-        model = build_model(config.model, train_set.num_classes, pretrained=config.pretrained)
+                distributed.barrier()
+        config = TrainConfig(
+            model=args.model, label_space=args.label_space, height=args.height, width=args.width,
+            batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+            loss=args.loss, dice_weight=args.dice_weight, augment=args.augment, lr_schedule=args.lr_schedule,
+            early_stopping=args.early_stopping, max_minutes=args.max_minutes, amp=args.amp,
+            channels_last=args.channels_last, seed=args.seed, num_workers=args.workers,
+            pretrained=_pretrained(args.pretrained), device=args.device, deterministic=not args.nondeterministic,
+            data_root=str(root), max_steps_per_epoch=args.max_steps_per_epoch, sync_bn=args.sync_bn,
+            compile=args.compile, accumulation_steps=args.accumulation_steps, checkpointing=args.checkpointing)
         run_dir = Path(args.run_dir or Path("runs") / config.model)
         if rank == 0:
-            print(f"training {config.model} on {root} ({len(train_set)} train / {len(val_set)} val images, "
-                  f"{size[0]}x{size[1]}) into {run_dir}" + (f" on {world_size} processes" if world_size > 1 else ""))
-        engine.fit(model, train_loader, val_loader, config, run_dir, resume=not args.force)
+            print(f"training {config.model} on {root} ({config.height}x{config.width}) into {run_dir}"
+                  + (f" on {world_size} processes" if world_size > 1 else ""))
+        train(config, run_dir, resume=not args.force, weighting=args.weighting)
         if rank == 0:
-            from pa3.files import read_run_file
-
             metrics = read_run_file(run_dir, "metrics.json")
             if metrics.get("best_epoch"):
                 _print_metrics(metrics, f"best epoch {metrics['best_epoch']} (val)")
     finally:
-        if engine.is_dist():
-            torch.distributed.destroy_process_group()
+        distributed.cleanup()
     return 0
 
 
@@ -257,18 +223,22 @@ def _looks_like_placeholders(metrics, label_space):
 
 
 def cmd_evaluate(args):
+    from pa3.checkpoint import load_checkpoint, load_model
     from pa3.data import CityscapesSegmentation, make_loader
+    from pa3.device import resolve_device
+    from pa3.engine import evaluate, metrics_summary
+    from pa3.files import write_json
 
-    device = engine.resolve_device(args.device)
-    checkpoint = engine.load_checkpoint(args.checkpoint)
+    device = resolve_device(args.device)
+    checkpoint = load_checkpoint(args.checkpoint)
     config = TrainConfig.from_dict(checkpoint["config"])
-    model = engine.load_model(args.checkpoint, map_location=device)
+    model = load_model(args.checkpoint, map_location=device, checkpoint=checkpoint)
     root = _data_root(args.data)
     size = None if args.full_res else tuple(args.size or (config.height, config.width))
     dataset = CityscapesSegmentation(root, args.split, config.label_space, size)
     loader = make_loader(dataset, args.batch_size, train=False, num_workers=args.workers)
     # one pass: metrics at the evaluation size and, with --out, labelId PNGs at the labels' resolution
-    metrics = engine.evaluate(model, loader, dataset.num_classes, device=device, label_space=config.label_space,
+    metrics = evaluate(model, loader, dataset.num_classes, device=device, label_space=config.label_space,
                               sliding_window=args.sliding_window, write_to=args.out)
     if args.out:
         print(f"wrote {len(dataset)} labelId PNGs to {args.out}")
@@ -278,11 +248,11 @@ def cmd_evaluate(args):
               f"Submit the --out PNGs to the benchmark server, or evaluate a labelled split (val).", file=sys.stderr)
         return 0
     summary = {"checkpoint": str(args.checkpoint), "data": str(root), "split": args.split,
-               "size": list(size) if size else None, **engine.metrics_summary(metrics, metrics["class_names"])}
+               "size": list(size) if size else None, **metrics_summary(metrics)}
     metrics_path = Path(args.metrics or (Path(args.out) / "metrics.json" if args.out
                                          else Path(args.checkpoint).parent / f"eval_{args.split}.json"))
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    engine.write_json(metrics_path, summary)
+    write_json(metrics_path, summary)
     _print_metrics(summary, f"{args.split} ({len(dataset)} images)")
     print(f"metrics written to {metrics_path}")
     return 0

@@ -13,12 +13,11 @@ import pandas as pd
 import torch
 
 from pa3 import labels
-from pa3.data import CityscapesSegmentation, class_frequencies, find_pairs, make_loader
-from pa3.engine import TrainConfig, fit, load_model, seed_everything, upgrade_config_dict
+from pa3.checkpoint import load_model
+from pa3.config import TrainConfig, upgrade_config_dict
+from pa3.data import CityscapesSegmentation
 from pa3.files import read_run_file
-from pa3.losses import class_weights
-from pa3.models import build_model
-from pa3.transforms import EvalPreset, TrainPreset
+from pa3.train import class_weights_for, train
 
 
 @dataclass(frozen=True)
@@ -46,27 +45,14 @@ EXPERIMENTS = {
 
 TABLE5_UPPER = ("baseline", "resnet50", "unet", "deeplab", "ours", "unet_aspp")  # architectures (+ U-Net+ASPP)
 TABLE5_LOWER = ("baseline", "dice", "weighted", "augmented")  # the baseline with other losses / augmentation
+TABLE7_ROWS = ("baseline", "augmented", "weighted", "dice", "resnet50", "unet", "deeplab", "ours", "unet_aspp")
+# (the rows of the report's Table 7 prediction grid, in its order, and the U-Net + ASPP)
 
 
 def check_experiment(name):
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
-
-
-def datasets(profile, augment=False):
-    """(train, val) datasets of the profile, resized once to the profile's size and cached.
-
-    Their items are uint8 (presets with ``normalize=False``), for loaders: ``fit`` normalises each batch
-    on the device.
-    """
-    size = (profile.height, profile.width)
-    transforms = TrainPreset(normalize=False) if augment else EvalPreset(normalize=False)
-    train = CityscapesSegmentation(profile.data_root, "train", profile.label_space, size, transforms)
-    val_pairs = find_pairs(profile.data_root, "val")[: profile.val_limit]
-    val = CityscapesSegmentation(profile.data_root, "val", profile.label_space, size, EvalPreset(normalize=False),
-                                 pairs=val_pairs)
-    return train, val
 
 
 def make_config(name, profile):
@@ -82,9 +68,8 @@ def make_config(name, profile):
         pretrained=profile.pretrained and exp.model not in ("fcn", "unet", "unet_aspp"),
         data_root=str(profile.data_root),
     )
-    if exp.loss == "weighted_ce":
-        freq = class_frequencies(profile.data_root, "train", profile.label_space, (profile.height, profile.width))
-        config.class_weights = [round(w, 6) for w in class_weights(freq, "median").tolist()]
+    if exp.loss == "weighted_ce":  # in the config, so that a finished run is found by its weights too
+        config.class_weights = class_weights_for(config)
     return config
 
 
@@ -109,27 +94,19 @@ def run_experiment(name, profile, force=False):
     if is_complete(name, profile) and not force:
         print(f"{name}: using the finished run in runs/{profile.name}/{name}")
         return folder
-    config = make_config(name, profile)
-    train_set, val_set = datasets(profile, augment=config.augment)
-    train_loader = make_loader(train_set, config.batch_size, train=True, num_workers=config.num_workers, seed=config.seed)
-    val_loader = make_loader(val_set, config.batch_size, train=False, num_workers=config.num_workers)
-    seed_everything(config.seed)  # the initial weights must not depend on what ran before in this process
-    model = build_model(config.model, train_set.num_classes, pretrained=config.pretrained)
-    fit(model, train_loader, val_loader, config, folder, resume=not force)
-    return folder
+    return train(make_config(name, profile), folder, resume=not force, val_limit=profile.val_limit)
 
 
 def load_run(name, profile):
     """(history DataFrame, final metrics dict) of a finished run.
 
-    ``metrics["iou"]`` comes back as a list in class order (NaN for classes absent from ground truth and
-    prediction), like ``pa3.engine.evaluate`` returns it; the run folder stores it as {class name: IoU}.
+    ``metrics["iou"]`` is {class name: IoU} in class order, as ``pa3.engine.evaluate`` returns it, with NaN
+    for a class absent from ground truth and prediction (null in metrics.json).
     """
     folder = run_dir(name, profile)
     history = pd.DataFrame(read_run_file(folder, "history.json", expect=list))
     metrics = read_run_file(folder, "metrics.json", keys=("status", "iou"))
-    names = labels.class_names(profile.label_space)
-    metrics["iou"] = [float("nan") if metrics["iou"].get(n) is None else metrics["iou"][n] for n in names]
+    metrics["iou"] = {c: float("nan") if iou is None else iou for c, iou in metrics["iou"].items()}
     return history, metrics
 
 
@@ -138,7 +115,12 @@ def results_table(names, profile):
     IoU of the report's five classes, mIoU and pixel accuracy, in percent (``pa3.viz.results_table``)."""
     from pa3.viz import results_table as table
 
-    return table({EXPERIMENTS[name].display: load_run(name, profile)[1] for name in names}, profile.label_space)
+    return table({EXPERIMENTS[name].display: load_run(name, profile)[1] for name in names})
+
+
+def class_ious(names, profile):
+    """{display name: {class name: IoU}} of finished runs ``names``, for ``pa3.viz.iou_bars``."""
+    return {EXPERIMENTS[name].display: load_run(name, profile)[1]["iou"] for name in names}
 
 
 def trained_model(name, profile, device="cpu"):

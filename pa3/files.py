@@ -1,12 +1,19 @@
-"""Reading a file that pa3 did not derive: what it holds, or one clear refusal.
+"""pa3's files: reading one it did not derive (what it holds, or one clear refusal), and writing atomically.
 
 Checkpoints, pretrained weights and a run folder's JSON files are read here. Each reader returns what the
 file holds or raises ``BadFileError`` (a ValueError) whose message names the file, says what is wrong with
 it (empty, truncated, not a checkpoint, a folder, unreadable, ...) and what to do; a missing file raises
 FileNotFoundError in the same shape. Derived data (resized caches, class frequencies, the synthetic set)
-is not refused but rebuilt, by ``pa3.data`` and ``pa3.synthetic``. docs/files.md lists every file pa3 reads.
+is not refused but rebuilt, by ``pa3.cache``, ``pa3.data`` and ``pa3.synthetic``. docs/files.md lists every
+file pa3 reads.
+
+Every file pa3 writes (run folders, checkpoints, caches) is written by ``write_atomically``: a reader (or a
+resumed run) sees the old file or the new one, never half of one.
 """
+import csv
 import json
+import math
+import os
 import pickle
 import shutil
 import zipfile
@@ -165,3 +172,53 @@ def remove(path):
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+def write_atomically(path, write):
+    """Call ``write(tmp_path)`` then rename onto ``path``; on failure remove tmp and keep the old file.
+
+    The temporary name carries the process id, so processes writing the same file never share one.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if not isinstance(error, Exception):  # KeyboardInterrupt etc.: clean up, then let it through
+            raise
+        raise OSError(f"could not write {path.name} in folder {path.parent}: {error}. The previous {path.name} "
+                      f"(if any) is left intact; free disk space or choose another folder.") from error
+
+
+def write_text(path, text):
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN (class absent) -> null, so the files are strict JSON
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(path, data, indent=2):
+    """``data`` as strict JSON (NaN and infinities become null), written atomically."""
+    write_text(path, json.dumps(_json_safe(data), indent=indent) + "\n")
+
+
+def write_csv(path, rows):
+    """A list of dicts as CSV with a header (the first row's keys), written atomically."""
+    fields = list(rows[0]) if rows else ["epoch"]
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomically(path, write)

@@ -44,6 +44,20 @@ def class_names(space="trainId"):
     return [l.name for l in _classes(space)]
 
 
+def space_of(count, space=None):
+    """The label space of a model with ``count`` classes: ``space`` when given and it has that many classes,
+    else the space with that many classes; None for any other count (a model of one's own classes)."""
+    if space is not None:
+        return space if num_classes(space) == count else None
+    return next((s for s in LABEL_SPACES if num_classes(s) == count), None)
+
+
+def class_names_for(count, space=None):
+    """The names of a model's ``count`` classes: those of its label space (``space_of``), else "class_0", ..."""
+    found = space_of(count, space)
+    return class_names(found) if found else [f"class_{i}" for i in range(count)]
+
+
 def palette(space="trainId"):
     """Official class colours, uint8 (C, 3)."""
     return np.array([l.color for l in _classes(space)], dtype=np.uint8)

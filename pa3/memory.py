@@ -201,7 +201,7 @@ def precision_of(amp_dtype):
 
 
 def estimate_config(config, num_classes, precision):
-    """MemoryEstimate of a ``pa3.engine.TrainConfig`` (micro-batch = batch_size / accumulation_steps)."""
+    """MemoryEstimate of a ``pa3.config.TrainConfig`` (micro-batch = batch_size / accumulation_steps)."""
     return estimate_memory(config.model, config.batch_size // config.accumulation_steps,
                            (config.height, config.width), precision, config.checkpointing, num_classes)
 

@@ -20,7 +20,7 @@ trains in fp32 where pa3 would use bf16.
 import dataclasses
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -200,7 +200,7 @@ def setup_notebook(profile=None, data_root=None, seed=0):
     Returns the Profile, with ``data_root`` resolved to a folder that exists (the embedded synthetic set
     is generated on first use).
     """
-    from pa3.engine import seed_everything
+    from pa3.rng import seed_everything
 
     prof = get_profile(profile, data_root)
     seed_everything(seed)

@@ -284,12 +284,12 @@ def training_curves(history, title="", label_space="trainId", classes=REPORT_CLA
     return _save(fig, save)
 
 
-def iou_bars(results, class_names, orientation="vertical", save=None):
+def iou_bars(results, orientation="vertical", save=None):
     """Grouped bars of per-class IoU, one colour per model; NaN IoUs (class absent) are left out.
 
     Args:
-        results: {model name: per-class IoU, sequence (C,) of fractions 0..1, NaN allowed}.
-        class_names: C class names.
+        results: {model name: {class name: IoU}} (fractions 0..1, NaN or None allowed), every model with
+            the same classes, e.g. ``pa3.experiments.class_ious`` or evaluate()'s "iou" of each model.
         orientation: "vertical" (classes along x) or "horizontal" (classes along y).
         save: optional PNG path.
     Returns:
@@ -297,6 +297,7 @@ def iou_bars(results, class_names, orientation="vertical", save=None):
     """
     if orientation not in ("vertical", "horizontal"):
         raise ValueError(f"orientation must be 'vertical' or 'horizontal', got {orientation!r}")
+    class_names = list(next(iter(results.values()), {}))
     c, m = len(class_names), len(results)
     width = 0.8 / max(m, 1)
     pos = np.arange(c)
@@ -304,10 +305,10 @@ def iou_bars(results, class_names, orientation="vertical", save=None):
     size = (max(6.0, 0.25 * c * max(m, 2) + 1.5), 4.5) if vertical else (7, max(3.0, 0.22 * c * max(m, 2) + 1))
     fig, ax = plt.subplots(figsize=size, layout="constrained")
     colors = plt.get_cmap("tab10")
-    for j, (name, values) in enumerate(results.items()):
-        values = 100 * np.asarray(_np(values), dtype=np.float64)
-        if values.shape != (c,):
-            raise ValueError(f"model {name!r}: expected {c} IoU values, got shape {values.shape}")
+    for j, (name, iou) in enumerate(results.items()):
+        if list(iou) != class_names:
+            raise ValueError(f"model {name!r} has IoUs of classes {list(iou)}, the first model of {class_names}")
+        values = 100 * np.array([np.nan if v is None else v for v in iou.values()], dtype=np.float64)
         ok = np.isfinite(values)
         offset = pos[ok] - 0.4 + width * (j + 0.5)
         draw = ax.bar if vertical else ax.barh
@@ -375,29 +376,23 @@ def confusion_heatmap(mat, class_names, normalize="true", save=None):
     return _save(fig, save)
 
 
-def results_table(metrics_by_model, label_space="trainId", classes=REPORT_CLASSES):
+def results_table(metrics_by_model, classes=REPORT_CLASSES):
     """Tables 5 and 6 in one DataFrame: per-class IoU, mIoU and pixel accuracy in percent (1 decimal).
 
     Args:
-        metrics_by_model: {model name: metrics dict with "iou" (per-class list, or {class name: IoU} as
-            in a run folder's metrics.json; fractions), "miou" and "pixel_acc" (fractions)}, e.g. from
-            ``pa3.engine.evaluate``; row order = insertion order.
-        label_space: label space in which "iou" is indexed.
+        metrics_by_model: {model name: metrics dict with "iou" ({class name: IoU}), "miou" and "pixel_acc"
+            (fractions; None or NaN where missing)}, e.g. from ``pa3.engine.evaluate`` or a run folder's
+            metrics.json; row order = insertion order.
         classes: class names to tabulate (report's five by default).
     Returns:
         pandas.DataFrame, index "Method" = model names, columns = short class names ("build.", "sign",
         "person", "car", "bike") then "mIoU" and "Pixacc"; NaN where a value is missing.
     """
-    names = labels.class_names(label_space)
-    indices = [names.index(c) for c in classes]
     columns = [SHORT_NAMES.get(c, c) for c in classes] + ["mIoU", "Pixacc"]
     rows = []
     for metrics in metrics_by_model.values():
-        iou = metrics.get("iou", [np.nan] * len(names))
-        if isinstance(iou, dict):  # {class name: IoU}, as in a run folder's metrics.json
-            iou = [iou.get(name) for name in names]
-        iou = [float(x) if x is not None else np.nan for x in iou]
-        values = [iou[i] for i in indices] + [metrics.get("miou", np.nan), metrics.get("pixel_acc", np.nan)]
+        iou = metrics.get("iou", {})
+        values = [iou.get(c) for c in classes] + [metrics.get("miou"), metrics.get("pixel_acc")]
         rows.append([round(100 * float(v), 1) if v is not None else np.nan for v in values])
     df = pd.DataFrame(rows, columns=columns, index=pd.Index(list(metrics_by_model), name="Method"))
     return df
@@ -406,7 +401,11 @@ def results_table(metrics_by_model, label_space="trainId", classes=REPORT_CLASSE
 def _cell(v, floatfmt):
     if isinstance(v, (float, np.floating)):
         return "n/a" if np.isnan(v) else format(v, floatfmt)
-    return str(v).replace("|", "\\|")
+    return str(v)
+
+
+def _markdown_cell(v, floatfmt):
+    return _cell(v, floatfmt).replace("|", "\\|")  # a '|' inside a cell would end it
 
 
 def markdown_table(df, floatfmt=".1f"):
@@ -422,7 +421,7 @@ def markdown_table(df, floatfmt=".1f"):
     align = [":--"] + ["--:" if pd.api.types.is_numeric_dtype(df[c]) else ":--" for c in df.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for idx, row in zip(df.index, df.itertuples(index=False)):
-        cells = [_cell(idx, floatfmt)] + [_cell(v, floatfmt) for v in row]
+        cells = [_markdown_cell(idx, floatfmt)] + [_markdown_cell(v, floatfmt) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pa3 import engine
+from pa3 import checkpoint
 from pa3.cli import build_parser, main
 from helpers import make_fake_cityscapes
 
@@ -101,7 +101,7 @@ def test_train_then_evaluate_end_to_end(fake_root, tmp_path, capsys):
     assert "placeholders" in captured.err and "no metrics are reported" in captured.err
     assert "mIoU" not in captured.out and not (tmp_path / "test_preds" / "metrics.json").exists()
     assert list((tmp_path / "test_preds").glob("*_pred_labelIds.png"))
-    assert engine.load_model(run_dir / "best.pt").training is False
+    assert checkpoint.load_model(run_dir / "best.pt").training is False
 
 
 def test_train_weighted_loss_takes_class_weights_from_the_training_split(fake_root, tmp_path, capsys):
@@ -120,7 +120,7 @@ def test_train_weighted_loss_takes_class_weights_from_the_training_split(fake_ro
     assert np.allclose(saved["class_weights"], expected.tolist())
     capsys.readouterr()
     assert main(["train", *common, "--weighting", "median", "--run-dir", str(tmp_path / "plain")]) == 1
-    assert "--weighting needs --loss weighted_ce" in capsys.readouterr().err
+    assert "class weighting (--weighting median) needs loss 'weighted_ce'" in capsys.readouterr().err
 
 
 def test_generate_puts_a_non_default_set_beside_the_default_one(tmp_path, monkeypatch, capsys):

@@ -71,19 +71,20 @@ def _worker(rank, port, out):
     """One rank: fit, then evaluate; every result goes to ``out`` (compared by the tests)."""
     torch.set_num_threads(1)
     os.environ["TQDM_DISABLE"] = "1"
-    from pa3 import engine
+    from pa3 import checkpoint, engine, files
+    from pa3.config import TrainConfig
     from pa3.data import make_loader
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
     try:
-        writes = []  # every file this rank writes through the engine
-        write_atomically = engine._write_atomically
+        writes = []  # every file this rank writes (every pa3 write goes through files.write_atomically)
+        write_atomically = files.write_atomically
 
         def logged(path, write):
             writes.append(str(path))
             return write_atomically(path, write)
 
-        engine._write_atomically = logged
+        files.write_atomically = checkpoint.write_atomically = logged
 
         # (a) + (c): training through fit
         train_set, val_set = tiny_data(16), tiny_data(6, seed=1)
@@ -92,7 +93,7 @@ def _worker(rank, port, out):
         val_loader = make_loader(val_set, 2, train=False, sampler=DistributedSampler(val_set, shuffle=False))
         torch.manual_seed(rank)  # different initial weights on purpose: DDP must broadcast rank 0's
         model = TinyNet()
-        config = engine.TrainConfig(model="tiny", epochs=EPOCHS, batch_size=4, lr=1e-2, device="cpu")
+        config = TrainConfig(model="tiny", epochs=EPOCHS, batch_size=4, lr=1e-2, device="cpu")
         history = engine.fit(model, train_loader, val_loader, config, out / "run",
                              criterion=nn.CrossEntropyLoss(ignore_index=255), num_classes=NUM_CLASSES)
         torch.save(model.state_dict(), out / f"state_rank{rank}.pt")
@@ -165,7 +166,6 @@ def test_run_folder_is_written_once_by_rank_0(ranks):
 
 def test_torchrun_cli_smoke(tmp_path):
     """``torchrun --nproc_per_node=2 -m pa3 train`` on tiny fake data: exit 0, one run folder, exact metrics."""
-    pytest.importorskip("pa3.models")
     # 3 val images at batch size 1: 2 batches on rank 0, 1 on rank 1; padding would count one image twice
     root = make_fake_cityscapes(tmp_path / "data", {"train": 4, "val": 3}, size=(64, 128))
     run = tmp_path / "run"

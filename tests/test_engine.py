@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,87 +17,23 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from pa3 import engine
-from pa3.engine import TrainConfig, evaluate, fit, load_checkpoint, predict
+import tiny_fit
+from pa3 import checkpoint, distributed, engine, rng
+from pa3.config import check_resumable
+from pa3.checkpoint import load_checkpoint
+from pa3.config import TrainConfig
+from pa3.engine import evaluate, fit, predict
 from pa3.files import BadFileError
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 3
 
-# The tiny setup lives in a script so that a subprocess (killed with SIGKILL) runs exactly the same code.
-SCRIPT = textwrap.dedent('''
-    import os, sys, time
-    import torch
-    from torch import nn
-    from torch.utils.data import DataLoader, TensorDataset
-    from pa3 import engine
-
-    class TinyNet(nn.Module):
-        def __init__(self, num_classes=3):
-            super().__init__()
-            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                          nn.Dropout2d(0.2))
-            self.classifier = nn.Conv2d(8, num_classes, 1)
-
-        def forward(self, x):
-            return self.classifier(self.features(x))
-
-    def tiny_data(n=16, size=16, seed=0):
-        g = torch.Generator().manual_seed(seed)
-        images = torch.randn(n, 3, size, size, generator=g)
-        masks = (images[:, 0] > 0).long() + (images[:, 1] > 0.5).long()  # 3 classes, learnable pixel-wise
-        masks[:, :2, :2] = 255  # a few ignored pixels
-        return TensorDataset(images, masks)
-
-    def tiny_loaders(batch_size=4, seed=0):
-        train = DataLoader(tiny_data(), batch_size=batch_size, shuffle=True,
-                           generator=torch.Generator().manual_seed(seed))
-        val = DataLoader(tiny_data(n=8, seed=1), batch_size=4)
-        return train, val
-
-    def tiny_config(**kwargs):
-        values = dict(model="tiny", epochs=3, batch_size=4, lr=1e-2, device="cpu")
-        values.update(kwargs)
-        return engine.TrainConfig(**values)
-
-    class MarkerLoss(nn.Module):
-        """Cross-entropy that writes a marker file after `after` calls, then slows down (to be killed)."""
-        def __init__(self, marker=None, after=None):
-            super().__init__()
-            self.ce = nn.CrossEntropyLoss(ignore_index=255)
-            self.marker, self.after, self.calls = marker, after, 0
-
-        def forward(self, logits, target):
-            self.calls += torch.is_grad_enabled()  # count training steps, not validation batches
-            if self.marker and self.calls == self.after:
-                open(self.marker, "w").write("ready")
-            if self.marker and self.calls >= self.after:
-                time.sleep(0.5)
-            return self.ce(logits, target)
-
-    def run(run_dir, marker=None, after=None, **config):
-        torch.manual_seed(123)  # model init
-        model = TinyNet()
-        train, val = tiny_loaders()
-        engine.fit(model, train, val, tiny_config(**config), run_dir, criterion=MarkerLoss(marker, after),
-                   num_classes=3)
-        return model
-
-    if __name__ == "__main__":
-        torch.set_num_threads(1)
-        run(sys.argv[1], *(sys.argv[2:3] or [None]), *(map(int, sys.argv[3:4]) or []))
-''')
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """The script's namespace (TinyNet, tiny_loaders, tiny_config, run, ...) and its path."""
-    path = tmp_path_factory.mktemp("script") / "tiny_fit.py"
-    path.write_text(SCRIPT)
-    namespace = {"__name__": "tiny_fit"}
-    exec(compile(SCRIPT, str(path), "exec"), namespace)
-    namespace["path"] = path
-    return namespace
+def tiny():
+    """tests/tiny_fit.py's names (TinyNet, tiny_loaders, tiny_config, run, ...) and its path."""
+    return {**vars(tiny_fit), "path": Path(tiny_fit.__file__)}
 
 
 def state_equal(a, b):
@@ -140,7 +75,7 @@ def test_fit_writes_run_folder(tiny, tmp_path):
     run = tmp_path / "run"
     for name in ("config.json", "history.csv", "history.json", "metrics.json", "last.pt", "best.pt"):
         assert (run / name).is_file(), name
-    assert not list(run.glob("*.tmp"))
+    assert not list(run.glob("*.tmp*"))
     assert [row["epoch"] for row in history] == [1, 2]
     keys = {"epoch", "train_loss", "val_loss", "pixel_acc", "mean_acc", "miou", "lr", "seconds",
             "iou_class_0", "iou_class_1", "iou_class_2"}
@@ -288,10 +223,10 @@ def test_failed_checkpoint_write_leaves_no_tmp_and_keeps_previous(tiny, tmp_path
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(OSError, match=f"last.pt in run folder {tmp_path}.*No space left"):
+    with pytest.raises(OSError, match=f"last.pt in folder {tmp_path}.*No space left"):
         fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=2), tmp_path, criterion=ce(),
             num_classes=3)
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.tmp*"))
     assert (tmp_path / "last.pt").read_bytes() == before
 
 
@@ -391,8 +326,8 @@ def test_sigterm_mid_epoch_stops_cleanly_then_resume_equals_uninterrupted(tiny, 
 def test_best_is_written_before_last(tiny, tmp_path, monkeypatch):
     """A kill between the two end-of-epoch writes must never leave a last.pt whose best epoch has no best.pt."""
     order = []
-    save = engine.save_checkpoint
-    monkeypatch.setattr(engine, "save_checkpoint",
+    save = checkpoint.save_checkpoint
+    monkeypatch.setattr(checkpoint, "save_checkpoint",
                         lambda state, path, **kw: (order.append(Path(path).name), save(state, path, **kw)))
     train, val = tiny["tiny_loaders"]()
     fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=1), tmp_path, criterion=ce(), num_classes=3)
@@ -415,11 +350,11 @@ def test_every_rank_draws_its_own_augmentation(tiny, monkeypatch):
     train, _ = tiny["tiny_loaders"]()
     draws = {}
     for rank in (0, 1, 0):
-        monkeypatch.setattr(engine, "_rank", lambda rank=rank: rank)
-        engine._seed_epoch(0, 3, train)
+        monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
+        rng.seed_epoch(0, 3, train)
         draws.setdefault(rank, []).append(torch.rand(4))
     assert torch.equal(draws[0][0], draws[0][1]) and not torch.equal(draws[0][0], draws[1][0])
-    engine.seed_everything(engine._epoch_seed(0, 3))
+    rng.seed_everything(rng.epoch_seed(0, 3))
     assert torch.equal(torch.rand(4), draws[0][0])
 
 
@@ -541,9 +476,9 @@ def test_runs_saved_before_new_config_fields_still_resume(tiny, tmp_path):
     """A run folder written before accumulation_steps/checkpointing existed resumes with their defaults."""
     config = tiny["tiny_config"]()
     old = {k: v for k, v in config.to_dict().items() if k not in ("accumulation_steps", "checkpointing")}
-    engine._check_resumable(old, config, tmp_path / "last.pt")
+    check_resumable(old, config, tmp_path / "last.pt")
     with pytest.raises(ValueError, match="accumulation_steps: saved 1, now 2"):
-        engine._check_resumable(old, tiny["tiny_config"](accumulation_steps=2), tmp_path / "last.pt")
+        check_resumable(old, tiny["tiny_config"](accumulation_steps=2), tmp_path / "last.pt")
 
 
 def test_checkpointing_needs_a_pa3_model(tiny, tmp_path):

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from pa3 import experiments
+from pa3 import experiments, labels
 from pa3.profiles import PROFILES, Budget, get_profile
 from tests.helpers import make_fake_cityscapes
 
@@ -60,7 +60,8 @@ def test_run_once_then_reuse(tiny_profile, capsys):
     assert "using the finished run" in capsys.readouterr().out
     history, metrics = experiments.load_run("baseline", tiny_profile)
     assert len(history) == 1 and len(metrics["iou"]) == 19
-    assert all(isinstance(v, float) for v in metrics["iou"])  # NaN for absent classes, not None
+    assert list(metrics["iou"]) == labels.class_names("trainId")
+    assert all(isinstance(v, float) for v in metrics["iou"].values())  # NaN for absent classes, not None
     changed = dataclasses.replace(tiny_profile, budgets={"default": Budget(2, 2, 2)})
     assert not experiments.is_complete("baseline", changed)  # another config is not "finished"
 

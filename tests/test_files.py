@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models import ResNet50_Weights
 
 from helpers import make_fake_cityscapes
-from pa3 import engine, experiments, grading, metrics, models, synthetic
+from pa3 import checkpoint, engine, experiments, grading, models, official_eval, synthetic
 from pa3.cli import main
 from pa3.data import CityscapesSegmentation, DatasetError, class_frequencies, find_pairs, read_csv_list
-from pa3.engine import TrainConfig
+from pa3.config import TrainConfig
 from pa3.files import BadFileError
 from pa3.profiles import PROFILES
 
@@ -95,12 +95,12 @@ def _pa3_checkpoint(tmp_path):
 
 def _checkpoint(tmp_path, run):
     path = _pa3_checkpoint(tmp_path)
-    return path, lambda: engine.load_checkpoint(path)
+    return path, lambda: checkpoint.load_checkpoint(path)
 
 
 def _load_model(tmp_path, run):
     path = _pa3_checkpoint(tmp_path)
-    return path, lambda: engine.load_model(path)
+    return path, lambda: checkpoint.load_model(path)
 
 
 def _resume(tmp_path, run):
@@ -191,7 +191,7 @@ def _label_png(tmp_path, run):
     gt = find_pairs(root, "train")[0][1]
     pred = tmp_path / "pred_labelIds.png"
     shutil.copy(gt, pred)
-    return gt, lambda: metrics.evaluate_label_pngs([pred], [gt], num_workers=1)
+    return gt, lambda: official_eval.evaluate_label_pngs([pred], [gt], num_workers=1)
 
 
 def _checksum_manifest(tmp_path, run):
@@ -261,7 +261,7 @@ def test_the_previous_state_finishes_the_run_exactly(tmp_path, finished_run):
     expected = json.loads((finished_run / "history.json").read_text())
     assert [{k: v for k, v in row.items() if k != "seconds"} for row in history] == \
         [{k: v for k, v in row.items() if k != "seconds"} for row in expected]
-    assert engine.load_checkpoint(run / "last.prev.pt")["epoch"] == 1  # kept again
+    assert checkpoint.load_checkpoint(run / "last.prev.pt")["epoch"] == 1  # kept again
 
 
 def test_last_pt_missing_beside_last_prev_pt_is_refused(tmp_path, finished_run):
@@ -386,11 +386,11 @@ def test_python_dash_m_refuses_a_text_file_as_checkpoint(tmp_path):
                             capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr == f"error: checkpoint {path} is not a PyTorch file: it is a text file, not what " \
-                            f"torch.save writes. {engine.CHECKPOINT_FIX}\n"
+                            f"torch.save writes. {checkpoint.CHECKPOINT_FIX}\n"
 
 
 def test_load_model_refuses_a_pretrained_backbone_file_as_checkpoint(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save(nn.Conv2d(3, 4, 1).state_dict(), path)
     with pytest.raises(BadFileError, match=r"resnet.pth is not a pa3 checkpoint: it holds no 'model' weights"):
-        engine.load_model(path)
+        checkpoint.load_model(path)

@@ -9,7 +9,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from pa3 import memory
-from pa3.engine import TrainConfig, fit
+from pa3.config import TrainConfig
+from pa3.engine import fit
 from pa3.losses import build_loss
 from pa3.memory import HEADROOM, InsufficientMemoryError, count_saved_tensors, estimate_memory
 from pa3.models import MODELS, build_model, checkpoint_blocks

@@ -1,0 +1,91 @@
+"""TrainConfig: everything that defines a training run, saved in every run folder and checkpoint.
+
+Two runs with equal configs (apart from ``RESUMABLE_FIELDS``) give the same result; ``fit`` resumes a run
+only under such a config (``check_resumable``).
+"""
+import dataclasses
+
+from pa3 import labels
+from pa3.device import AMP_MODES
+
+# Fields that may change when a run is resumed; any other difference would change the result.
+RESUMABLE_FIELDS = ("epochs", "max_minutes", "num_workers", "early_stopping")
+LR_SCHEDULES = ("none", "poly")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved in every run folder and checkpoint."""
+
+    model: str = "fcn"
+    label_space: str = "trainId"
+    height: int = 128
+    width: int = 256
+    batch_size: int = 8
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    loss: str = "ce"  # "ce" | "weighted_ce" | "dice" | "ce_dice"
+    class_weights: list | None = None  # one weight per class, for "weighted_ce"
+    dice_weight: float = 1.0
+    augment: bool = False
+    lr_schedule: str = "none"  # "none" | "poly" (power 0.9, updated every step)
+    early_stopping: int | None = None  # patience in epochs without a better val mIoU
+    max_minutes: float | None = None  # time budget; the run stops cleanly and can be resumed
+    amp: str = "auto"  # "auto" | "off" | "bf16" | "fp16": see pa3.device.resolve_amp (bf16 on CPUs that have it)
+    channels_last: str | bool = "auto"  # "auto" = on (CPU and CUDA)
+    seed: int = 0
+    num_workers: int = 0
+    pretrained: bool | str = False  # False, True/"imagenet", or a path to a pa3 checkpoint
+    device: str = "auto"  # "auto" = cuda if available else cpu
+    deterministic: bool = True
+    data_root: str | None = None
+    max_steps_per_epoch: int | None = None  # cut epochs short (quick CPU profiles)
+    sync_bn: bool = False  # SyncBatchNorm under torch.distributed
+    compile: bool = False  # torch.compile the model
+    accumulation_steps: int = 1  # split each batch into this many micro-batches, one optimiser step per batch
+    checkpointing: bool = False  # activation checkpointing of the model's blocks (pa3.models.set_checkpointing)
+
+    def __post_init__(self):
+        labels.check_space(self.label_space)
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp={self.amp!r}; choose one of {AMP_MODES}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}; choose one of {LR_SCHEDULES}")
+        if self.class_weights is not None:
+            self.class_weights = [float(w) for w in self.class_weights]
+        if self.accumulation_steps < 1 or self.batch_size % self.accumulation_steps:
+            divisors = [k for k in range(1, self.batch_size + 1) if self.batch_size % k == 0]
+            raise ValueError(f"accumulation_steps={self.accumulation_steps} does not split "
+                             f"batch_size={self.batch_size} into equal micro-batches; choose one of {divisors}")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build a config from a dict (e.g. config.json); unknown keys are an error, missing keys default."""
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields are {sorted(valid)}")
+        return cls(**values)
+
+
+def upgrade_config_dict(saved):
+    """A saved config dict (config.json, a checkpoint's "config") with the default of every TrainConfig field
+    added since it was written: runs from before a new field compare equal to a config that leaves it at its
+    default (such fields default to the behaviour that produced those runs)."""
+    return {**TrainConfig().to_dict(), **saved}
+
+
+def check_resumable(saved, config, path):
+    """Raise ValueError unless a run saved with config dict ``saved`` may continue under ``config``."""
+    now = config.to_dict()
+    saved = upgrade_config_dict(saved)
+    differing = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in now
+                 if k not in RESUMABLE_FIELDS and saved.get(k) != now[k]]
+    if differing:
+        raise ValueError(
+            f"cannot resume {path}: the run was started with a different config ({'; '.join(differing)}). "
+            f"Use a new run_dir, or resume=False (--force on the command line) to start over.")
