@@ -148,7 +148,7 @@ def _synthetic_default_root():
 
 
 def cmd_check(args):
-    from pa3.data import check_dataset
+    from pa3.check import check_dataset
 
     report = check_dataset(args.root, splits=args.splits, label_file=args.label_file)
     print(report)

@@ -1,5 +1,5 @@
-"""Cityscapes data: file layout and pairing, a dataset checker, the Dataset with its resized cache,
-class frequencies and the DataLoader factory.
+"""Cityscapes data: file layout and pairing, CSV lists, the Dataset, class frequencies and the DataLoader
+factory. The dataset checker is ``pa3.check``; the resized cache the Dataset keeps is ``pa3.cache``.
 
 The same code reads real Cityscapes and the embedded synthetic set, because both use the real layout::
 
@@ -7,17 +7,14 @@ The same code reads real Cityscapes and the embedded synthetic set, because both
     ROOT/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
 
 Images and labels are paired by their ``<city>_<seq>_<frame>`` stem, never by sort order. Decoding a
-2048x1024 PNG dominates loading, so the first pass over a split writes the resized images and encoded
-masks to two ``.npy`` files (``data/cache/<key>/``) that later runs memory-map.
+2048x1024 PNG dominates loading, so the first pass over a split at a size writes the resized frames to a
+cache (``data/cache/<key>/``) that later runs memory-map.
 """
 import csv
 import hashlib
-import json
 import os
 import random
 import re
-from dataclasses import dataclass, field
-from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +23,21 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from pa3 import project_dir, short_path
-from pa3.files import BadFileError, read_json, remove, unreadable
+from pa3 import short_path
+from pa3.cache import CACHE_VERSION, CacheError, ResizedCache, default_cache_dir
+from pa3.files import BadFileError, read_json, remove, unreadable, write_json
 from pa3.labels import IGNORE_INDEX, check_space, class_names, decode_lut, encode_lut, num_classes
 from pa3.transforms import EvalPreset
 
 SPLITS = ("train", "val", "test")
 LABEL_FILES = ("labelIds", "labelTrainIds")
-CACHE_VERSION = 1
 # Resized caches are used automatically up to this many pixels per image (512 x 1024).
 AUTO_CACHE_MAX_PIXELS = 512 * 1024
 _IMAGE_RE = re.compile(r"^(?P<stem>.+_\d+_\d+)_leftImg8bit\.png$")
 _ANY_LABEL_RE = re.compile(r"^(?P<stem>.+_\d+_\d+)_gtFine_")  # any gtFine file (labelIds, labelTrainIds, ...)
-_VOID_LABEL_IDS = {0, 1, 2, 3}  # unlabeled, ego vehicle, rectification border, out of roi
+VOID_LABEL_IDS = {0, 1, 2, 3}  # unlabeled, ego vehicle, rectification border, out of roi
 _MAX_LABEL_ID = 33
 _MAX_TRAIN_ID = 18
-_PNG_END = b"IEND\xaeB`\x82"
 _SHOW = 5  # offending files named in a message
 
 LAYOUT = (
@@ -74,29 +70,44 @@ def default_data_root():
     return Path(ensure_synthetic())
 
 
-def _missing_root(root):
+def missing_root(root):
     return DatasetError(f"dataset root {root} does not exist.\n{LAYOUT}\n{HOW_TO_GET}")
 
 
-def _label_re(label_file):
+def label_pattern(label_file):
     if label_file not in LABEL_FILES:
         raise ValueError(f"unknown label_file {label_file!r}; choose one of {LABEL_FILES}")
     return re.compile(rf"^(?P<stem>.+_\d+_\d+)_gtFine_{label_file}\.png$")
 
 
-def _first(paths, n=_SHOW):
+def first_few(paths, n=_SHOW):
     paths = [str(p) for p in paths]
     more = f" ... and {len(paths) - n} more" if len(paths) > n else ""
     return ", ".join(paths[:n]) + more
 
 
-def _scan(root, split, label_file="labelIds"):
+def label_values_problem(values, label_file):
+    """What is wrong with the values a label PNG holds (sorted, distinct), as (PROBLEMS kind, the offending
+    values), or None: a labelIds PNG holds ids 0..33; 255 with nothing above 18 is a trainId PNG; a
+    labelTrainIds PNG holds 0..18 and 255."""
+    values = [int(v) for v in values]
+    if label_file == "labelIds":
+        if not values or values[-1] <= _MAX_LABEL_ID:
+            return None
+        if values[-1] == IGNORE_INDEX and max(values[:-1], default=0) <= _MAX_TRAIN_ID:
+            return "trainid_label", values
+        return "outside_table", [v for v in values if v > _MAX_LABEL_ID]
+    outside = [v for v in values if _MAX_TRAIN_ID < v < IGNORE_INDEX]
+    return ("outside_table", outside) if outside else None
+
+
+def scan(root, split, label_file="labelIds"):
     """Index one split without raising: (images {stem: path}, labels {stem: path}, bad [messages])."""
     root = Path(root)
     found, bad = [{}, {}], []
     for k, (folder, suffix, regex) in enumerate((
         (root / "leftImg8bit" / split, "_leftImg8bit.png", _IMAGE_RE),
-        (root / "gtFine" / split, f"_gtFine_{label_file}.png", _label_re(label_file)),
+        (root / "gtFine" / split, f"_gtFine_{label_file}.png", label_pattern(label_file)),
     )):
         if not folder.is_dir():
             continue
@@ -133,8 +144,8 @@ def find_pairs(root, split, label_file="labelIds"):
     """
     root = Path(root)
     if not root.is_dir():
-        raise _missing_root(root)
-    images, labels, bad = _scan(root, split, label_file)
+        raise missing_root(root)
+    images, labels, bad = scan(root, split, label_file)
     if not images and not labels and not bad:
         present = [s for s in SPLITS if (root / "leftImg8bit" / s).is_dir()]
         raise DatasetError(
@@ -147,12 +158,12 @@ def find_pairs(root, split, label_file="labelIds"):
     problems = []
     if lonely_images:
         problems.append(f"{len(lonely_images)} image(s) without a *_gtFine_{label_file}.png label: "
-                        f"{_first(lonely_images)}")
+                        f"{first_few(lonely_images)}")
     if lonely_labels:
         problems.append(f"{len(lonely_labels)} label(s) without a *_leftImg8bit.png image: "
-                        f"{_first(lonely_labels)}")
+                        f"{first_few(lonely_labels)}")
     if bad:
-        problems.append(f"{len(bad)} misnamed or misplaced file(s): {_first(bad)}")
+        problems.append(f"{len(bad)} misnamed or misplaced file(s): {first_few(bad)}")
     if problems:
         raise DatasetError(
             f"split {split!r} under {root}: images and labels do not pair up by stem.\n  "
@@ -204,11 +215,11 @@ def read_csv_list(csv_path, root=None):
         pairs.append(pair)
     if crossed:  # Cityscapes names carry <city>_<seq>_<frame>: a row that pairs two frames is a shifted list
         raise DatasetError(
-            f"{csv_path}: {len(crossed)} row(s) pair an image with the label of another frame: {_first(crossed)}.\n"
+            f"{csv_path}: {len(crossed)} row(s) pair an image with the label of another frame: {first_few(crossed)}.\n"
             "Each row must hold the image and the label of the same <city>_<seq>_<frame>; fix the list.")
     if missing:
         raise DatasetError(
-            f"{csv_path}: {len(missing)} listed file(s) do not exist: {_first(missing)}.\n"
+            f"{csv_path}: {len(missing)} listed file(s) do not exist: {first_few(missing)}.\n"
             f"Relative paths resolve against {base}; pass root= to resolve them elsewhere."
         )
     if not pairs:
@@ -217,232 +228,7 @@ def read_csv_list(csv_path, root=None):
 
 
 # ----------------------------------------------------------------------------------------------
-# Checker
-
-# kind -> (what is wrong, how to fix it)
-PROBLEMS = {
-    "missing": ("split folder missing",
-                "unzip leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip into ROOT"),
-    "empty": ("no *_leftImg8bit.png images", "unzip leftImg8bit_trainvaltest.zip into ROOT"),
-    "bad_name": ("misnamed, misplaced or duplicate files",
-                 "files must be named <city>_<seq>_<frame>_leftImg8bit.png / _gtFine_labelIds.png "
-                 "inside a <city> folder"),
-    "image_without_label": ("images without a label file", "unzip gtFine_trainvaltest.zip into ROOT"),
-    "label_without_image": ("labels without an image file", "unzip leftImg8bit_trainvaltest.zip into ROOT"),
-    "colour_label": ("label PNGs that are RGB/RGBA colour renderings, not labelIds",
-                     "use the *_gtFine_labelIds.png files (uint8 ids), not *_gtFine_color.png renderings"),
-    "label_mode": ("label PNGs that are not single-channel 8-bit", "use the uint8 *_gtFine_labelIds.png files"),
-    "trainid_label": ("labelIds PNGs that hold trainIds (value 255 present, all others <= 18)",
-                      "restore the original *_gtFine_labelIds.png, or pass label_file='labelTrainIds' for "
-                      "files made by csCreateTrainIdLabelImgs"),
-    "outside_table": ("label PNGs with ids outside the Cityscapes table",
-                      "labelIds hold 0..33 (trainIds 0..18 and 255); re-export the labels"),
-    "size_mismatch": ("image/label size mismatch", "image and label of a frame must have the same size"),
-    "unreadable": ("unreadable or truncated files", "re-download or re-unzip the archive"),
-    "placeholder": ("labels are all void (placeholders) outside the test split",
-                    "use the real gtFine annotations for train/val"),
-}
-
-
-@dataclass
-class SplitReport:
-    """What ``check_dataset`` found in one split; ``problems`` maps a PROBLEMS kind to offending entries."""
-
-    split: str
-    images: int = 0
-    labels: int = 0
-    pairs: int = 0
-    placeholder: bool = False  # every label is void/single-valued (the real test split)
-    sizes: dict = field(default_factory=dict)  # (w, h) -> number of images
-    problems: dict = field(default_factory=dict)
-    notes: list = field(default_factory=list)
-
-    @property
-    def ok(self):
-        return not self.problems
-
-    def add(self, kind, entry):
-        self.problems.setdefault(kind, []).append(str(entry))
-
-
-@dataclass
-class CheckReport:
-    """Result of ``check_dataset``: ``.ok``, ``.splits`` {split: SplitReport}, ``str()`` is a table."""
-
-    root: Path
-    label_file: str = "labelIds"
-    splits: dict = field(default_factory=dict)
-
-    @property
-    def ok(self):
-        return bool(self.splits) and all(s.ok for s in self.splits.values())
-
-    def __str__(self):
-        lines = [f"Cityscapes check of {self.root} (labels: *_gtFine_{self.label_file}.png)"]
-        if not self.splits:
-            lines += ["no split found (no leftImg8bit/<split> or gtFine/<split> folder)", LAYOUT]
-            return "\n".join(lines)
-        lines.append(f"{'split':<8}{'images':>8}{'labels':>8}{'pairs':>8}  {'size':<11} status")
-        for s in self.splits.values():
-            size = ", ".join(f"{w}x{h}" for w, h in s.sizes) or "-"
-            if not s.ok:
-                status = "PROBLEMS: " + ", ".join(s.problems)
-            elif s.placeholder:
-                status = "ok (placeholder labels)"
-            else:
-                status = "ok"
-            lines.append(f"{s.split:<8}{s.images:>8}{s.labels:>8}{s.pairs:>8}  {size:<11} {status}")
-        for s in self.splits.values():
-            for note in s.notes:
-                lines.append(f"note: {s.split}: {note}")
-            for kind, entries in s.problems.items():
-                what, fix = PROBLEMS[kind]
-                lines.append(f"{s.split}: {len(entries)} {what}: {_first(entries, 3)}")
-                lines.append(f"    fix: {fix}")
-        lines.append("OK" if self.ok else "FAILED")
-        return "\n".join(lines)
-
-    def raise_if_failed(self):
-        """Raise DatasetError (expected layout, first offending files, the fix) unless ``ok``."""
-        if self.ok:
-            return self
-        raise DatasetError(f"{self}\n{LAYOUT}\n{HOW_TO_GET}")
-
-
-def _png_complete(path):
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() < 12:
-            return False
-        f.seek(-8, os.SEEK_END)
-        return f.read() == _PNG_END
-
-
-def _inspect_pair(image_path, label_path, label_file):
-    """Check one frame; returns (problems [(kind, entry)], image size or None, label values or None)."""
-    problems, image_size, values = [], None, None
-    try:
-        with Image.open(image_path) as im:  # header only
-            image_size = im.size
-        if not _png_complete(image_path):
-            raise OSError("truncated (no IEND chunk at the end)")
-    except Exception as e:  # noqa: BLE001 - any decoder error means an unusable file
-        problems.append(("unreadable", f"{image_path} ({e})"))
-    try:
-        with Image.open(label_path) as im:
-            mode, label_size = im.mode, im.size
-            if mode in ("RGB", "RGBA", "LA", "PA") or len(im.getbands()) >= 3:
-                problems.append(("colour_label", f"{label_path} (mode {mode})"))
-            elif mode not in ("L", "P"):
-                problems.append(("label_mode", f"{label_path} (mode {mode})"))
-            else:
-                im.load()
-                values = np.flatnonzero(np.bincount(np.asarray(im).ravel(), minlength=256))
-    except Exception as e:  # noqa: BLE001
-        problems.append(("unreadable", f"{label_path} ({e})"))
-        label_size = None
-    if image_size and label_size and image_size != label_size:
-        problems.append(("size_mismatch", f"{image_path} {image_size[0]}x{image_size[1]} vs "
-                                          f"{label_path} {label_size[0]}x{label_size[1]}"))
-    if values is not None:
-        vals = values.tolist()
-        if label_file == "labelIds":
-            if IGNORE_INDEX in vals and max((v for v in vals if v != IGNORE_INDEX), default=0) <= _MAX_TRAIN_ID:
-                problems.append(("trainid_label", f"{label_path} (values {vals})"))
-            elif vals[-1] > _MAX_LABEL_ID:
-                outside = [v for v in vals if v > _MAX_LABEL_ID]
-                problems.append(("outside_table", f"{label_path} (ids {outside[:6]})"))
-        else:
-            outside = [v for v in vals if _MAX_TRAIN_ID < v < IGNORE_INDEX]
-            if outside:
-                problems.append(("outside_table", f"{label_path} (ids {outside[:6]})"))
-    return problems, image_size, values
-
-
-def _is_placeholder(values, label_file):
-    void = _VOID_LABEL_IDS if label_file == "labelIds" else {IGNORE_INDEX}
-    return len(values) <= 1 or set(int(v) for v in values) <= void
-
-
-def check_dataset(root, splits=None, label_file="labelIds", threads=None):
-    """Check a Cityscapes root: layout, pairing, label format and every file's readability.
-
-    Headers of all files are read (size/mode, no decode), every label is decoded (uint8, fast) in a
-    thread pool, and every image PNG must end with its IEND chunk (truncation).
-
-    Args:
-        root: dataset root holding leftImg8bit/ and gtFine/.
-        splits: splits to check; default every split of SPLITS that is present.
-        label_file: "labelIds" or "labelTrainIds".
-    Returns:
-        CheckReport; ``print(report)`` shows a table, ``report.raise_if_failed()`` raises DatasetError.
-    Raises:
-        DatasetError: when ``root`` does not exist.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise _missing_root(root)
-    _label_re(label_file)
-    report = CheckReport(root=root, label_file=label_file)
-    present = [s for s in SPLITS if (root / "leftImg8bit" / s).is_dir() or (root / "gtFine" / s).is_dir()]
-    for split in (present if splits is None else list(splits)):
-        sr = report.splits[split] = SplitReport(split)
-        if split not in present and not (root / "leftImg8bit" / split).is_dir():
-            sr.add("missing", root / "leftImg8bit" / split)
-            continue
-        images, labels, bad = _scan(root, split, label_file)
-        sr.images, sr.labels = len(images), len(labels)
-        for entry in bad:
-            sr.add("bad_name", entry)
-        for stem in sorted(images.keys() - labels.keys()):
-            sr.add("image_without_label", images[stem])
-        for stem in sorted(labels.keys() - images.keys()):
-            sr.add("label_without_image", labels[stem])
-        if not images:
-            sr.add("empty", root / "leftImg8bit" / split)
-        stems = sorted(images.keys() & labels.keys())
-        sr.pairs = len(stems)
-        if not stems:
-            continue
-        with ThreadPool(threads or min(8, os.cpu_count() or 1)) as pool:
-            results = pool.starmap(_inspect_pair, [(images[s], labels[s], label_file) for s in stems],
-                                   chunksize=16)
-        placeholders = 0
-        for problems, size, values in results:
-            for kind, entry in problems:
-                sr.add(kind, entry)
-            if size:
-                sr.sizes[size] = sr.sizes.get(size, 0) + 1
-            placeholders += values is not None and _is_placeholder(values, label_file)
-        sr.placeholder = placeholders == len(stems)
-        if split == "test":  # placeholder labels are expected there: value problems are only noted
-            for kind in ("trainid_label", "outside_table"):
-                entries = sr.problems.pop(kind, [])
-                if entries:
-                    sr.notes.append(f"{len(entries)} {PROBLEMS[kind][0]} (test labels are never evaluated): "
-                                    f"{_first(entries, 3)}")
-            sr.notes.append(
-                "labels are placeholders (Cityscapes publishes no test ground truth): never evaluate on "
-                "them; use a held-out part of train/val for 'test' figures" if sr.placeholder else
-                "labels are real (the synthetic set labels its test split; real Cityscapes does not)")
-        elif sr.placeholder:
-            sr.add("placeholder", f"{root / 'gtFine' / split} ({len(stems)} labels, all void)")
-    return report
-
-
-# ----------------------------------------------------------------------------------------------
 # Dataset and cache
-
-
-def default_cache_dir():
-    """``$PA3_CACHE`` if set, else ``data/cache`` of ``pa3.project_dir()`` (``~/.cache/pa3`` where that is
-    read-only)."""
-    env = os.environ.get("PA3_CACHE", "").strip()
-    if env:
-        return Path(env).expanduser()
-    if os.access(project_dir(), os.W_OK):
-        return project_dir() / "data" / "cache"
-    return Path.home() / ".cache" / "pa3"
 
 
 def _label_lut(label_space, label_file):
@@ -459,12 +245,6 @@ def _why(path, error):
     """Why a file could not be decoded: 'it is empty (0 bytes)', 'it is a folder, ...', else the decoder's error."""
     problem = unreadable(path)
     return f"it {problem}" if problem else str(error)
-
-
-def _atomic_write_text(path, text):
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class CityscapesSegmentation(Dataset):
@@ -487,21 +267,21 @@ class CityscapesSegmentation(Dataset):
     def __init__(self, root=None, split="train", label_space="trainId", size=(256, 512), transforms=None,
                  cache="auto", pairs=None, label_file="labelIds", cache_dir=None):
         self.label_space = check_space(label_space)
-        _label_re(label_file)
+        label_pattern(label_file)
         self.label_file = label_file
         self.split = split
         if root is None and pairs is None:
             root = default_data_root()
         self.root = None if root is None else Path(root)
         if self.root is not None and not self.root.is_dir():
-            raise _missing_root(self.root)
+            raise missing_root(self.root)
         if pairs is None:
             self.pairs = find_pairs(self.root, split, label_file)
         else:
             self.pairs = [(Path(i), Path(l)) for i, l in pairs]
             missing = [p for pair in self.pairs for p in pair if not p.is_file()]
             if missing:
-                raise DatasetError(f"{len(missing)} listed file(s) do not exist: {_first(missing)}")
+                raise DatasetError(f"{len(missing)} listed file(s) do not exist: {first_few(missing)}")
         if not self.pairs:
             raise DatasetError(f"split {split!r} under {self.root} is empty; expected "
                                f"leftImg8bit/{split}/<city>/*_leftImg8bit.png\n{LAYOUT}")
@@ -519,9 +299,15 @@ class CityscapesSegmentation(Dataset):
             raise ValueError("cache=True needs a size; full-resolution caches would be huge")
         self.cached = bool(cache)
         self.cache_path = Path(cache_dir or default_cache_dir()) / self._cache_key()
-        self._arrays, self._pid, self._fingerprint = None, None, None
+        self.cache = None
         if self.cached:
-            self._ensure_cache()
+            self.cache = ResizedCache(self.cache_path, self._manifest())
+            self.cache.ensure(self._decode, desc=f"caching {split} at {self.size[0]}x{self.size[1]}")
+
+    @property
+    def fingerprint(self):
+        """Hash of the cache manifest (parameters + every source's name/size/mtime); None without a cache."""
+        return None if self.cache is None else self.cache.fingerprint
 
     def __len__(self):
         return len(self.pairs)
@@ -533,7 +319,7 @@ class CityscapesSegmentation(Dataset):
     def load_raw(self, i):
         """(image uint8 tensor (3, H, W), mask uint8 tensor (H, W)) after resize + encode, before transforms."""
         if self.cached:
-            images, masks = self._open_cache()
+            images, masks = self.cached_arrays()
             image, mask = np.array(images[i]), np.array(masks[i])
         else:
             image, mask = self._decode(i)
@@ -543,10 +329,12 @@ class CityscapesSegmentation(Dataset):
         return (f"CityscapesSegmentation(root={self.root}, split={self.split!r}, n={len(self)}, "
                 f"label_space={self.label_space!r}, size={self.size}, cached={self.cached})")
 
-    def __getstate__(self):  # DataLoader workers reopen the memory maps themselves
-        state = self.__dict__.copy()
-        state["_arrays"], state["_pid"] = None, None
-        return state
+    def cached_arrays(self):
+        """The cache's memory-mapped (images uint8 (N, H, W, 3), masks uint8 (N, H, W))."""
+        try:
+            return self.cache.arrays()
+        except CacheError as error:
+            raise DatasetError(str(error)) from error
 
     # -- decoding ------------------------------------------------------------------------------
     def _decode(self, i):
@@ -585,23 +373,23 @@ class CityscapesSegmentation(Dataset):
         return np.array(image), self._lut[ids]
 
     def _check_values(self, ids, label_path):
-        top = int(ids.max())
-        if self.label_file == "labelIds" and top > _MAX_LABEL_ID:
-            values = np.flatnonzero(np.bincount(ids.ravel(), minlength=256))
-            if top == IGNORE_INDEX and values[:-1].max(initial=0) <= _MAX_TRAIN_ID:
-                raise DatasetError(
-                    f"label {label_path} holds 255 and only values <= 18: it looks like a trainId PNG, "
-                    f"but labelIds were expected (a labelIds PNG never holds 255). Restore "
-                    f"*_gtFine_labelIds.png or pass label_file='labelTrainIds'.")
+        if int(ids.max()) <= (_MAX_LABEL_ID if self.label_file == "labelIds" else _MAX_TRAIN_ID):
+            return  # every frame of a valid dataset: no histogram needed
+        problem = label_values_problem(np.flatnonzero(np.bincount(ids.ravel(), minlength=256)), self.label_file)
+        if problem is None:
+            return
+        kind, values = problem
+        if kind == "trainid_label":
+            raise DatasetError(
+                f"label {label_path} holds 255 and only values <= 18: it looks like a trainId PNG, "
+                f"but labelIds were expected (a labelIds PNG never holds 255). Restore "
+                f"*_gtFine_labelIds.png or pass label_file='labelTrainIds'.")
+        if self.label_file == "labelIds":
             raise DatasetError(f"label {label_path} holds ids outside the Cityscapes table (0..33): "
-                               f"{[int(v) for v in values if v > _MAX_LABEL_ID][:6]}. Labels must be "
+                               f"{values[:6]}. Labels must be "
                                f"*_gtFine_labelIds.png files (uint8 ids 0..33): restore or re-export this file.")
-        if self.label_file == "labelTrainIds" and _MAX_TRAIN_ID < top:
-            values = np.flatnonzero(np.bincount(ids.ravel(), minlength=256))
-            outside = [int(v) for v in values if _MAX_TRAIN_ID < v < IGNORE_INDEX]
-            if outside:
-                raise DatasetError(f"label {label_path} holds values outside trainIds 0..18/255: {outside[:6]}. "
-                                   f"Restore or re-create it with cityscapesscripts' csCreateTrainIdLabelImgs.")
+        raise DatasetError(f"label {label_path} holds values outside trainIds 0..18/255: {values[:6]}. "
+                           f"Restore or re-create it with cityscapesscripts' csCreateTrainIdLabelImgs.")
 
     # -- cache ---------------------------------------------------------------------------------
     def _cache_key(self):
@@ -636,86 +424,6 @@ class CityscapesSegmentation(Dataset):
             "sources": sources,
         }
 
-    @property
-    def fingerprint(self):
-        """Hash of the cache manifest (parameters + every source's name/size/mtime)."""
-        return self._fingerprint
-
-    def _ensure_cache(self):
-        manifest = self._manifest()
-        text = json.dumps(manifest, sort_keys=True)
-        self._fingerprint = hashlib.sha1(text.encode()).hexdigest()
-        problem = self._cache_problem(manifest)
-        if problem is not None:
-            if problem != "missing":  # derived data: rebuilt, never used damaged, and never silently
-                print(f"cache {short_path(self.cache_path)}: {problem}; rebuilding it")
-            self._build_cache(text)
-
-    def _cache_problem(self, manifest):
-        """None when the cache holds exactly ``manifest``'s arrays; else what is wrong ("missing" if never built)."""
-        folder = self.cache_path
-        if not folder.is_dir() or not any(folder.iterdir()):
-            return "missing"
-        try:
-            stored = read_json(folder / "manifest.json", "cache manifest", "", keys=("version", "sources"))
-        except FileNotFoundError:
-            return "manifest.json is missing (an interrupted build)"
-        except BadFileError as error:
-            return f"manifest.json {error.problem}"
-        if stored != manifest:
-            return "its source files or parameters changed since it was built"
-        n, (h, w) = len(self.pairs), self.size
-        for name, shape in (("images.npy", (n, h, w, 3)), ("masks.npy", (n, h, w))):
-            problem = unreadable(folder / name)
-            if problem:
-                return f"{name} {problem}"
-            try:
-                array = np.lib.format.open_memmap(folder / name, mode="r")
-            except (OSError, ValueError, EOFError) as error:
-                return f"{name} is truncated or damaged ({error})"
-            if array.shape != shape or array.dtype != np.uint8:
-                return f"{name} holds {array.dtype} {array.shape}, not uint8 {shape}"
-        return None
-
-    def _build_cache(self, manifest_text):
-        folder = self.cache_path
-        folder.mkdir(parents=True, exist_ok=True)
-        remove(folder / "manifest.json")  # invalid until every array is written
-        n, (h, w) = len(self.pairs), self.size
-        tmp = {name: folder / f"{name}.npy.tmp{os.getpid()}" for name in ("images", "masks")}
-        try:
-            images = np.lib.format.open_memmap(tmp["images"], mode="w+", dtype=np.uint8, shape=(n, h, w, 3))
-            masks = np.lib.format.open_memmap(tmp["masks"], mode="w+", dtype=np.uint8, shape=(n, h, w))
-            desc = f"caching {self.split} at {h}x{w}"
-            with ThreadPool(2) as pool:  # PIL decodes with the GIL released
-                for i, (image, mask) in enumerate(tqdm(pool.imap(self._decode, range(n)), total=n, desc=desc)):
-                    images[i], masks[i] = image, mask
-            images.flush()
-            masks.flush()
-            del images, masks
-            for name, p in tmp.items():
-                remove(folder / f"{name}.npy")  # whatever is there (a damaged file, a folder)
-                os.replace(p, folder / f"{name}.npy")
-        finally:
-            for p in tmp.values():
-                p.unlink(missing_ok=True)
-        _atomic_write_text(folder / "manifest.json", manifest_text)
-
-    def _open_cache(self):
-        """The memory-mapped (images, masks) arrays, opened lazily once per process."""
-        if self._arrays is None or self._pid != os.getpid():
-            try:
-                arrays = tuple(np.load(self.cache_path / f"{n}.npy", mmap_mode="r") for n in ("images", "masks"))
-            except (OSError, ValueError) as error:  # damaged after the dataset checked it
-                raise DatasetError(f"cache {self.cache_path} is damaged ({error}). Create the dataset again: "
-                                   f"pa3 checks its cache then and rebuilds it") from error
-            if arrays[1].shape != (len(self.pairs), *self.size):
-                raise DatasetError(f"cache {self.cache_path} does not match the dataset. Create the dataset again: "
-                                   f"pa3 checks its cache then and rebuilds it")
-            self._arrays, self._pid = arrays, os.getpid()
-        return self._arrays
-
-
 def class_frequencies(root=None, split="train", label_space="trainId", size=(256, 512), label_file="labelIds",
                       cache_dir=None):
     """Pixel count of every class over a split, at ``size``; computed once, stored as JSON by the cache.
@@ -739,7 +447,7 @@ def class_frequencies(root=None, split="train", label_space="trainId", size=(256
             remove(path)
     counts = np.zeros(256, dtype=np.int64)
     if ds.cached:
-        masks = ds._open_cache()[1]
+        masks = ds.cached_arrays()[1]
         for start in range(0, len(masks), 64):  # bincount widens to int64: go in chunks
             counts += np.bincount(np.asarray(masks[start:start + 64]).ravel(), minlength=256)
     else:
@@ -749,7 +457,7 @@ def class_frequencies(root=None, split="train", label_space="trainId", size=(256
     if fingerprint is not None:
         record = {"fingerprint": fingerprint, "label_space": label_space, "class_names": ds.class_names,
                   "counts": counts.tolist()}
-        _atomic_write_text(path, json.dumps(record, indent=1))
+        write_json(path, record, indent=1)
     return counts
 
 

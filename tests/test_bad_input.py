@@ -62,7 +62,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from helpers import make_fake_cityscapes
 from pa3 import checkpoint, engine, labels
 from pa3.cli import build_parser, main
-from pa3.data import CityscapesSegmentation, DatasetError, check_dataset, find_pairs, read_csv_list
+from pa3.check import check_dataset
+from pa3.data import CityscapesSegmentation, DatasetError, find_pairs, read_csv_list
 from pa3.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -219,7 +220,7 @@ def test_disk_full_on_the_first_checkpoint_leaves_nothing_partial(tmp_path, monk
         _tiny_fit(run)
     message = str(error.value)
     assert f"could not write best.pt in folder {run}" in message and "No space left" in message
-    assert "free disk space or choose another run folder" in message
+    assert "free disk space or choose another folder" in message
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # no last.pt, no best.pt, no *.tmp
 
 
@@ -245,7 +246,7 @@ def test_read_only_run_folder_is_refused(tmp_path):
             _tiny_fit(run)
         message = str(error.value)
         assert f"could not write config.json in folder {run}" in message and "Permission denied" in message
-        assert "choose another run folder" in message
+        assert "choose another folder" in message
         assert list(run.iterdir()) == []
     finally:
         run.chmod(0o700)

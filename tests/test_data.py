@@ -12,8 +12,9 @@ from PIL import Image
 
 from helpers import fake_image, fake_label_ids, make_fake_cityscapes, write_frame
 from pa3 import labels
-from pa3.data import (CityscapesSegmentation, DatasetError, check_dataset, class_frequencies, default_data_root,
-                      find_pairs, make_loader, read_csv_list)
+from pa3.check import check_dataset
+from pa3.data import (CityscapesSegmentation, DatasetError, class_frequencies, default_data_root, find_pairs,
+                      make_loader, read_csv_list)
 from pa3.transforms import denormalize
 
 SIZE = (32, 64)  # dataset working size; the fake frames are 64x128
