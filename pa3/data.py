@@ -241,6 +241,16 @@ def _label_lut(label_space, label_file):
     return lut
 
 
+def _open_png(path, what):
+    """The decoded PIL image at ``path``, or a DatasetError that says why it cannot be read."""
+    try:
+        image = Image.open(path)
+        image.load()
+    except Exception as e:  # noqa: BLE001 - any decoder error means an unusable file
+        raise DatasetError(f"cannot read {what} {path}: {_why(path, e)}. Re-download or re-unzip it.") from e
+    return image
+
+
 def _why(path, error):
     """Why a file could not be decoded: 'it is empty (0 bytes)', 'it is a folder, ...', else the decoder's error."""
     problem = unreadable(path)
@@ -340,18 +350,7 @@ class CityscapesSegmentation(Dataset):
     def _decode(self, i):
         """Read, check, resize and encode frame i: (image uint8 (H, W, 3), mask uint8 (H, W))."""
         image_path, label_path = self.pairs[i]
-        try:
-            image = Image.open(image_path)
-            image.load()
-        except Exception as e:  # noqa: BLE001
-            raise DatasetError(f"cannot read image {image_path}: {_why(image_path, e)}. "
-                               f"Re-download or re-unzip it.") from e
-        try:
-            label = Image.open(label_path)
-            label.load()
-        except Exception as e:  # noqa: BLE001
-            raise DatasetError(f"cannot read label {label_path}: {_why(label_path, e)}. "
-                               f"Re-download or re-unzip it.") from e
+        image, label = _open_png(image_path, "image"), _open_png(label_path, "label")
         if label.mode not in ("L", "P"):
             raise DatasetError(
                 f"label {label_path} has mode {label.mode}, not a single-channel 8-bit id image: it looks "

@@ -85,7 +85,7 @@ def _make_scheduler(optimizer, config, steps_per_epoch):
 def to_device(images, masks, device, channels_last=False):
     """A loader's batch -> what the model and the loss take, on ``device``.
 
-    uint8 batches (presets with ``normalize=False``: 5x fewer bytes to copy) are normalised there
+    uint8 batches (presets with ``normalize=False``: a fifth of the bytes to copy) are normalised there
     (``pa3.transforms.normalize``) and their masks widened to int64; float32 batches are only moved.
     Returns (image float32 (N, 3, H, W), mask int64 (N, H, W)).
     """

@@ -6,8 +6,8 @@ ignore. Geometric transforms move image and mask together; masks are always resa
 padded with 255, images bilinear and padded with 0. Resizing to the working resolution happens in the
 dataset (and its cache), not here.
 
-``TrainPreset`` is written for speed (~2 ms per 256x512 sample on one CPU thread, vs ~8-10 ms for the
-same augmentations through ``torchvision.transforms.v2`` on tv_tensors): it crops the visible region
+``TrainPreset`` is written for speed (benchmarks/README.md compares it with the same augmentations
+through ``torchvision.transforms.v2`` on tv_tensors, ``V2TrainPreset``): it crops the visible region
 *before* resizing it (work proportional to the output), resizes uint8 with torchvision's SIMD kernels,
 folds zoom, padding, flip and rotation into one ``grid_sample`` when a sample is rotated (image bilinear,
 mask nearest, on the same sampling grid) and fuses colour jitter into the final uint8 -> float32
@@ -215,7 +215,7 @@ class TrainPreset:
             ``v2.ColorJitter(j, j, j)``; no hue), applied after the geometry, fused with the
             normalisation (``jitter_normalize``); 0 disables.
         normalize: True returns what models take (below); False returns the augmented image rounded to
-            uint8 and the mask as uint8, for DataLoaders: 5x fewer bytes cross from the worker processes
+            uint8 and the mask as uint8, for DataLoaders: a fifth of the bytes cross from the worker processes
             (and to the GPU), and ``pa3.engine`` normalises uint8 batches on the device.
     Returns (from ``__call__(image uint8 (3,H,W), mask (H,W))``):
         image float32 (3, h, w) normalised, mask int64 (h, w) with 255 = ignore
@@ -282,7 +282,7 @@ class V2TrainPreset:
     What course code typically runs (the loader benchmark's naive side) and the readable reference for
     ``TrainPreset``: the tests hold both to the same alignment contract, and check ``TrainPreset``'s
     rotation, zoom and jitter against torchvision's functional ops. Same arguments and output as
-    ``TrainPreset`` (``normalize=True``); ~4x slower.
+    ``TrainPreset`` (``normalize=True``), and slower (benchmarks/README.md).
     """
 
     def __init__(self, crop_size=None, scale=(0.75, 1.25), hflip=0.5, rotation=5.0, color_jitter=0.2):
