@@ -17,25 +17,30 @@ from pa3.checkpoint import load_model
 from pa3.config import TrainConfig, upgrade_config_dict
 from pa3.data import CityscapesSegmentation
 from pa3.files import read_run_file
+from pa3.models import MODELS
 from pa3.train import class_weights_for, train
 
 
 @dataclass(frozen=True)
 class Experiment:
-    model: str
-    display: str  # the row name in the report's tables
+    model: str  # a name of pa3.models.MODELS
+    display: str = ""  # the row name in the report's tables; default the model's (``MODELS[model].display``)
     loss: str = "ce"
     augment: bool = False
+
+    def __post_init__(self):
+        if not self.display:
+            object.__setattr__(self, "display", MODELS[self.model].display)
 
 
 EXPERIMENTS = {
     # Table 5, upper part: architectures, all with cross-entropy
-    "baseline": Experiment("fcn", "Baseline"),
-    "resnet50": Experiment("resnet50_deconv", "Resnet50"),
-    "unet": Experiment("unet", "UNet"),
-    "deeplab": Experiment("deeplabv3", "Deeplab"),
-    "ours": Experiment("resnet101_aspp", "Ours"),
-    "unet_aspp": Experiment("unet_aspp", "UNet+ASPP"),
+    "baseline": Experiment("fcn"),
+    "resnet50": Experiment("resnet50_deconv"),
+    "unet": Experiment("unet"),
+    "deeplab": Experiment("deeplabv3"),
+    "ours": Experiment("resnet101_aspp"),
+    "unet_aspp": Experiment("unet_aspp"),
     # Table 5, lower part: the baseline with other losses / augmented data
     "dice": Experiment("fcn", "Dice Loss", loss="dice"),
     "weighted": Experiment("fcn", "Weight. Loss", loss="weighted_ce"),
@@ -65,7 +70,7 @@ def make_config(name, profile):
         accumulation_steps=budget.accumulation_steps, checkpointing=budget.checkpointing,
         loss=exp.loss, augment=exp.augment, num_workers=profile.num_workers, lr_schedule=profile.lr_schedule,
         seed=profile.seed,
-        pretrained=profile.pretrained and exp.model not in ("fcn", "unet", "unet_aspp"),
+        pretrained=profile.pretrained and MODELS[exp.model].pretrainable,
         data_root=str(profile.data_root),
     )
     if exp.loss == "weighted_ce":  # in the config, so that a finished run is found by its weights too

@@ -74,7 +74,10 @@ class SegmentationModel(nn.Module):
     :func:`set_checkpointing` runs under activation checkpointing.
     """
 
-    name = "model"
+    name = "model"  # the registry name (MODELS, TrainConfig.model)
+    display = "Model"  # the row name in the report's tables
+    report_table = ""  # where the report specifies it
+    pretrainable = False  # has ImageNet/COCO weights (build_model(..., pretrained=True))
     min_train_batch = 1
 
     def __init__(self):
@@ -251,6 +254,8 @@ class FCN(SegmentationModel):
     """Baseline fully convolutional network — report Table 1, layer for layer."""
 
     name = "fcn"
+    display = "Baseline"
+    report_table = "report Table 1 (section 3.1)"
 
     def __init__(self, num_classes, pretrained=False):
         super().__init__()
@@ -282,6 +287,8 @@ class UNet(SegmentationModel):
     """
 
     name = "unet"
+    display = "UNet"
+    report_table = "report Table 2 (section 3.2)"
 
     def __init__(self, num_classes, pretrained=False):
         super().__init__()
@@ -345,6 +352,8 @@ class UNetASPP(UNet):
     """
 
     name = "unet_aspp"
+    display = "UNet+ASPP"
+    report_table = "report Tables 2 + 4 (section 3.4)"
     min_train_batch = 2
 
     def __init__(self, num_classes, pretrained=False, dropout=0.0):
@@ -364,6 +373,9 @@ class ResNet50Deconv(SegmentationModel):
     channels), five ConvTranspose2d + BN + ReLU (2048->512->256->128->64->32), a 1x1 classifier."""
 
     name = "resnet50_deconv"
+    display = "Resnet50"
+    report_table = "report Table 3 (section 3.3)"
+    pretrainable = True
 
     def __init__(self, num_classes, pretrained=False):
         super().__init__()
@@ -395,6 +407,9 @@ class ResNet101ASPP(SegmentationModel):
     """
 
     name = "resnet101_aspp"
+    display = "Ours"
+    report_table = "report Table 4 on ResNet-101 (section 3.4)"
+    pretrainable = True
     min_train_batch = 2
 
     def __init__(self, num_classes, pretrained=False, output_stride=8, dropout=0.0):
@@ -430,6 +445,9 @@ class DeepLabV3(SegmentationModel):
     """
 
     name = "deeplabv3"
+    display = "Deeplab"
+    report_table = "torchvision deeplabv3_resnet101 (section 2, DeepLabv3 [1])"
+    pretrainable = True
     min_train_batch = 2
     _BUILDERS = {"resnet101": (torchvision.models.segmentation.deeplabv3_resnet101, DeepLabV3_ResNet101_Weights),
                  "resnet50": (torchvision.models.segmentation.deeplabv3_resnet50, DeepLabV3_ResNet50_Weights)}
@@ -462,32 +480,7 @@ class DeepLabV3(SegmentationModel):
 
 
 # ----------------------------------------------------------------------------- registry
-MODELS = {
-    "fcn": FCN,
-    "unet": UNet,
-    "resnet50_deconv": ResNet50Deconv,
-    "deeplabv3": DeepLabV3,
-    "resnet101_aspp": ResNet101ASPP,
-    "unet_aspp": UNetASPP,
-}
-
-DISPLAY_NAMES = {  # the names the report's Tables 5-7 use
-    "fcn": "Baseline",
-    "unet": "UNet",
-    "resnet50_deconv": "ResNet50",
-    "deeplabv3": "Deeplab",
-    "resnet101_aspp": "Ours",
-    "unet_aspp": "UNet+ASPP",
-}
-
-MODEL_TABLE = {  # where each model is specified in the report
-    "fcn": "report Table 1 (section 3.1)",
-    "unet": "report Table 2 (section 3.2)",
-    "resnet50_deconv": "report Table 3 (section 3.3)",
-    "deeplabv3": "torchvision deeplabv3_resnet101 (section 2, DeepLabv3 [1])",
-    "resnet101_aspp": "report Table 4 on ResNet-101 (section 3.4)",
-    "unet_aspp": "report Tables 2 + 4 (section 3.4)",
-}
+MODELS = {cls.name: cls for cls in (FCN, UNet, ResNet50Deconv, DeepLabV3, ResNet101ASPP, UNetASPP)}
 
 
 def build_model(name, num_classes, pretrained=False, **kwargs):

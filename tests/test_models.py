@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 
 from pa3.files import BadFileError
-from pa3.models import ASPP, DISPLAY_NAMES, MODEL_TABLE, MODELS, build_model, count_parameters
+from pa3.models import ASPP, MODELS, build_model, count_parameters
 
 
 def conv(k, cin, cout):  # weights + bias
@@ -105,8 +105,9 @@ def test_size_error_names_nearest_valid_size():
 
 
 def test_registry_metadata_covers_every_model():
-    assert set(DISPLAY_NAMES) == set(MODEL_TABLE) == set(MODELS)
-    assert DISPLAY_NAMES["resnet101_aspp"] == "Ours" and DISPLAY_NAMES["fcn"] == "Baseline"
+    assert all(name == cls.name and cls.display and cls.report_table for name, cls in MODELS.items())
+    assert MODELS["resnet101_aspp"].display == "Ours" and MODELS["fcn"].display == "Baseline"
+    assert [n for n, cls in MODELS.items() if cls.pretrainable] == ["resnet50_deconv", "deeplabv3", "resnet101_aspp"]
 
 
 @pytest.mark.parametrize("name", ["fcn", "unet"])
