@@ -1037,7 +1037,6 @@ def _write_one(task):
     Image.fromarray(_COLOUR_LUT[label_ids], "RGBA").save(gt_dir / f"{stem}_gtFine_color.png", compress_level=1)
     with open(gt_dir / f"{stem}_gtFine_polygons.json", "w") as f:
         json.dump(_polygons_json(instance_ids, height, width), f)
-    return np.bincount(label_ids.ravel(), minlength=34)
 
 
 def _tasks(root, config):
@@ -1137,15 +1136,13 @@ def generate(root, config=None, workers=2, progress=True) -> Path:
             Path(root, sub, t[1], t[4]).mkdir(parents=True, exist_ok=True)
     # disable is only passed to switch the bar off, so that TQDM_DISABLE=1 keeps working otherwise
     bar = tqdm(total=len(tasks), desc="synthetic Cityscapes", unit="img", **({} if progress else {"disable": True}))
-    counts = np.zeros(34, np.int64)
     if workers and workers > 1 and len(tasks) > 1:
         with get_context().Pool(min(workers, len(tasks))) as pool:
-            for c in pool.imap_unordered(_write_one, tasks, chunksize=4):
-                counts += c
+            for _ in pool.imap_unordered(_write_one, tasks, chunksize=4):
                 bar.update()
     else:
-        for t in tasks:
-            counts += _write_one(t)
+        for task in tasks:
+            _write_one(task)
             bar.update()
     bar.close()
     (root / STAMP_NAME).write_text(json.dumps(_stamp(config), indent=2) + "\n")
