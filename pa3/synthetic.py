@@ -27,9 +27,12 @@ import hashlib
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -66,14 +69,31 @@ _CLOTHES = [(30, 30, 36), (40, 48, 80), (120, 120, 124), (180, 170, 150), (150, 
             (60, 90, 60), (90, 60, 40), (30, 60, 130), (210, 170, 60), (110, 50, 110)]
 _SKIN = [(235, 200, 170), (200, 160, 125), (150, 105, 75), (95, 65, 45)]
 
+_PAVING = [(165, 163, 160), (150, 140, 135), (180, 170, 150), (140, 142, 146)]
+_TYRE = (22, 22, 24)
+# Traffic signs by kind: (face colour, colour of the inner field, size of the inner field relative to the face)
+_SIGN_STYLES = [((200, 30, 35), (240, 240, 236), 0.68),  # 0 round, red ring (prohibition)
+                ((200, 30, 35), (240, 240, 236), 0.68),  # 1 triangle, red rim (warning, give way)
+                ((30, 80, 170), (235, 235, 235), 0.4),  # 2 square, blue (information)
+                ((230, 190, 30), (245, 245, 240), 0.55),  # 3 diamond, yellow (priority road)
+                ((230, 230, 225), (30, 30, 30), 0.4),  # 4 wide plate, white (street name)
+                ((30, 80, 170), (235, 235, 235), 0.4)]  # 5 round, blue (mandatory direction)
+# Bicycle seen from the side, heading right: joints (local metres, origin on the ground below the crank)
+# and the frame tubes between them.
+_BICYCLE_JOINTS = {"rear hub": (-0.55, 0.34), "front hub": (0.55, 0.34), "crank": (0.0, 0.3),
+                   "saddle": (-0.18, 0.88), "head tube": (0.42, 0.9), "handlebar": (0.38, 1.02)}
+_BICYCLE_TUBES = [("rear hub", "crank"), ("rear hub", "saddle"), ("crank", "saddle"), ("saddle", "head tube"),
+                  ("crank", "head tube"), ("head tube", "front hub"), ("head tube", "handlebar")]
+_GROUND_START = 0.5  # metres in front of the camera where the ground polygons begin
+
 # Multiplicative texture amplitude per labelId: coarse blotches and fine grain.
-_COARSE = np.full(256, 0.05, np.float32)
-_FINE = np.full(256, 0.04, np.float32)
-for _ids, _c, _f in [((ROAD,), 0.07, 0.06), ((SIDEWALK,), 0.07, 0.07), ((BUILDING,), 0.08, 0.05),
-                     ((WALL,), 0.10, 0.08), ((FENCE,), 0.06, 0.08), ((VEGETATION,), 0.28, 0.28),
-                     ((TERRAIN,), 0.20, 0.16), ((SKY,), 0.03, 0.01), ((CAR,), 0.04, 0.03),
-                     ((EGO, BORDER, OUT_OF_ROI), 0.03, 0.02)]:
-    _COARSE[list(_ids)], _FINE[list(_ids)] = _c, _f
+_COARSE_TEXTURE = np.full(256, 0.05, np.float32)
+_FINE_TEXTURE = np.full(256, 0.04, np.float32)
+for _ids, _coarse, _fine in [((ROAD,), 0.07, 0.06), ((SIDEWALK,), 0.07, 0.07), ((BUILDING,), 0.08, 0.05),
+                             ((WALL,), 0.10, 0.08), ((FENCE,), 0.06, 0.08), ((VEGETATION,), 0.28, 0.28),
+                             ((TERRAIN,), 0.20, 0.16), ((SKY,), 0.03, 0.01), ((CAR,), 0.04, 0.03),
+                             ((EGO, BORDER, OUT_OF_ROI), 0.03, 0.02)]:
+    _COARSE_TEXTURE[list(_ids)], _FINE_TEXTURE[list(_ids)] = _coarse, _fine
 
 
 @dataclass
@@ -87,632 +107,213 @@ class SyntheticConfig:
     seed: int = 0
 
 
-def _col(rng, base, jitter=12.0, shade=1.0):
-    c = np.asarray(base, np.float64) * shade + rng.normal(0.0, jitter, 3)
-    return tuple(int(v) for v in np.clip(c, 0, 255))
+# ---- colours and shapes -------------------------------------------------------------------------------------
+
+def _pick(rng, palette):
+    return palette[rng.integers(len(palette))]
 
 
-def _seg(p0, p1, t0, t1=None):
-    """Quad around the segment p0-p1 (local metres) with thickness t0 at p0 and t1 at p1."""
+def _to_rgb(colour):
+    """Float RGB -> tuple of ints, clipped to 0..255 and truncated."""
+    return tuple(int(v) for v in np.clip(colour, 0, 255))
+
+
+def _jittered(rng, base, jitter, shade=1.0):
+    """base RGB times shade plus Gaussian noise (std jitter, per channel)."""
+    return _to_rgb(np.asarray(base, np.float64) * shade + rng.normal(0.0, jitter, 3))
+
+
+def _scaled(colour, factor):
+    """RGB tuple darkened (factor < 1) or lightened, channel by channel, at most 255."""
+    return tuple(min(255, int(v * factor)) for v in colour)
+
+
+def _segment_quad(p0, p1, width0, width1=None):
+    """Quad (4, 2) around the segment p0-p1 (local metres), width0 wide at p0 and width1 (default width0) at p1."""
     p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
-    d = p1 - p0
-    n = np.array([-d[1], d[0]]) / max(np.hypot(*d), 1e-9)
-    t1 = t0 if t1 is None else t1
-    return np.array([p0 + n * t0 / 2, p1 + n * t1 / 2, p1 - n * t1 / 2, p0 - n * t0 / 2])
+    along = p1 - p0
+    normal = np.array([-along[1], along[0]]) / max(np.hypot(*along), 1e-9)
+    width1 = width0 if width1 is None else width1
+    return np.array([p0 + normal * width0 / 2, p1 + normal * width1 / 2,
+                     p1 - normal * width1 / 2, p0 - normal * width0 / 2])
 
 
-def _circle(cx, cy, rx, ry, n=14):
-    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return np.stack([cx + rx * np.cos(a), cy + ry * np.sin(a)], -1)
+def _ellipse(cx, cy, rx, ry, n):
+    """n points (n, 2) on the ellipse around (cx, cy) with radii rx, ry."""
+    angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], -1)
+
+
+def _scale_about_centre(points, factor):
+    """points (n, 2) scaled by factor (a number or one per axis) about their mean."""
+    centre = points.mean(0)
+    return centre + (points - centre) * factor
+
+
+# ---- camera, canvas, street ---------------------------------------------------------------------------------
+
+class _Camera:
+    """A pinhole camera on a car, looking down the street with a level horizon.
+
+    World points are in metres: X right, Y up from the road surface, Z forward from the camera.
+    Image points are in pixels: x right, y down from the top-left corner.
+    """
+
+    def __init__(self, rng, height, width):
+        self.height, self.width = height, width
+        self.cx = width * rng.uniform(0.42, 0.58)  # vanishing point: x ...
+        self.cy = height * rng.uniform(0.38, 0.47)  # ... and y, the horizon's row
+        self.fx = 1.1 * width * rng.uniform(0.9, 1.1)  # focal length in pixels
+        self.fy = self.fx * 2.0 * height / width  # square pixels at the 1:2 Cityscapes aspect ratio
+        self.mount_height = rng.uniform(1.15, 1.45)  # metres above the road
+        self.pixel_scale = width / 512.0  # pixels per pixel of a 512-wide image, for details sized in pixels
+
+    def project(self, X, Y, Z):
+        """World points (broadcastable arrays, metres) -> pixels (..., 2).
+
+        Depths under 0.3 m are clamped, so that ground and wall polygons starting behind the camera stay finite.
+        """
+        Z = np.maximum(np.asarray(Z, float), 0.3)
+        x = self.cx + self.fx * np.asarray(X, float) / Z
+        y = self.cy - self.fy * (np.asarray(Y, float) - self.mount_height) / Z
+        return np.stack(np.broadcast_arrays(x, y), -1)
+
+    def billboard(self, X, Z, local):
+        """An upright plane standing at (X, 0, Z), facing the camera: local metres (..., 2), x right and y up,
+        -> pixels (..., 2). Thin things (people, poles, trees, signs) are drawn flat like this, at one depth.
+        """
+        local = np.asarray(local, float)
+        return np.stack([self.cx + self.fx * (X + local[..., 0]) / Z,
+                         self.cy - self.fy * (local[..., 1] - self.mount_height) / Z], -1)
+
+    def ground_rect(self, x0, x1, z0, z1):
+        """Rectangle on the road surface, x0..x1 across and z0..z1 deep (metres) -> pixels (4, 2)."""
+        return self.project([x0, x1, x1, x0], 0.0, [z0, z0, z1, z1])
+
+    def wall_rect(self, X, z0, z1, y0, y1):
+        """Rectangle in the vertical plane X (parallel to the road), z0..z1 deep and y0..y1 high -> pixels (4, 2)."""
+        return self.project(X, [y0, y0, y1, y1], [z0, z1, z1, z0])
+
+    def nearest_visible_depth(self, X, Z):
+        """Smallest depth >= Z at which lateral position X (+-1 m) projects inside the central 90% of the width."""
+        room = (self.cx - 0.05 * self.width) if X < 0 else (0.95 * self.width - self.cx)
+        return max(Z, self.fx * (abs(X) + 1.0) / room)
+
+
+class _Canvas:
+    """The three images of a scene, painted with the same polygons: the photo (RGB), the labelIds and the instance ids.
+
+    `fill` paints all three; `paint` only the photo, for details (windows, lamps, lane markings) that belong to the
+    class they are painted on, as in Cityscapes.
+    """
+
+    def __init__(self, background):
+        height, width = background.shape[:2]  # background: uint8 (H, W, 3), the sky
+        self.photo = Image.fromarray(background)
+        self.labels = Image.new("L", (width, height), SKY)
+        self.instances = Image.new("I", (width, height), 0)  # 0: no instance
+        self._photo_pen, self._label_pen, self._instance_pen = (
+            ImageDraw.Draw(self.photo), ImageDraw.Draw(self.labels), ImageDraw.Draw(self.instances))
+        self._instances_of = {}  # labelId -> instances made so far
+
+    def new_instance(self, label):
+        """A new instance id of class label: labelId * 1000 + k, k = 0, 1, ... as in Cityscapes."""
+        k = self._instances_of.get(label, 0)
+        self._instances_of[label] = k + 1
+        return label * 1000 + k
+
+    def fill(self, points, colour, label, instance_id=0):
+        """Polygon points (n, 2) in pixels."""
+        xy = np.asarray(points, float).ravel().tolist()
+        self._photo_pen.polygon(xy, fill=colour)
+        self._label_pen.polygon(xy, fill=label)
+        self._instance_pen.polygon(xy, fill=instance_id)
+
+    def paint(self, points, colour):
+        self._photo_pen.polygon(np.asarray(points, float).ravel().tolist(), fill=colour)
+
+    def ring(self, cx, cy, rx, ry, colour, width, label, instance_id):
+        """Ellipse outline width pixels thick around (cx, cy), radii rx, ry (pixels)."""
+        box = [cx - rx, cy - ry, cx + rx, cy + ry]
+        width = max(1, int(round(width)))
+        self._photo_pen.ellipse(box, outline=colour, width=width)
+        self._label_pen.ellipse(box, outline=label, width=width)
+        self._instance_pen.ellipse(box, outline=instance_id, width=width)
+
+    def label_ids(self):
+        return np.asarray(self.labels)  # uint8 (H, W), read-only, not changed by later painting
+
+
+@dataclass
+class _Side:
+    """One side of the street, as lateral positions X in metres: road | sidewalk | green strip | facades."""
+    sign: int  # -1 left, +1 right
+    kerb: float  # where the road ends and the sidewalk begins
+    walk_outer: float  # the sidewalk's outer edge
+    facade: float  # where the buildings stand
+    strip: float  # width of the green strip between sidewalk and facades (0: none)
+    green: bool  # a park: hedges and dense trees instead of buildings
+    parking: bool  # a 2.3 m parking strip (labelled road) along the kerb
+    shade: float  # light on this side's facades (sun or shadow)
+
+
+class _Street:
+    """The street's layout: lanes, road, sidewalks and facade lines (metres, the camera at X = 0)."""
+
+    def __init__(self, rng, facade_shade):
+        self.lane_width = rng.uniform(3.0, 3.6)
+        self.n_lanes = int(rng.choice([2, 2, 3, 4]))
+        # the lane the camera drives in, counted from the left; the right one of two
+        own = int(rng.integers(0, self.n_lanes)) if self.n_lanes > 2 else 1
+        self.lanes = (-(own + 0.5) * self.lane_width, (self.n_lanes - own - 0.5) * self.lane_width)  # (left, right)
+        parking = {-1: rng.random() < 0.35, 1: rng.random() < 0.35}
+        self.road = (self.lanes[0] - 2.3 * parking[-1], self.lanes[1] + 2.3 * parking[1])  # (left, right) kerbs
+        self.two_way = rng.random() < 0.6
+        self.far = rng.uniform(150, 260)  # depth of the backdrop where the street ends
+        sides = []
+        for sign, kerb in ((-1, self.road[0]), (1, self.road[1])):
+            walk_width = rng.uniform(1.8, 5.5)
+            strip = rng.uniform(1.0, 4.0) if rng.random() < 0.3 else 0.0
+            sides.append(_Side(sign, kerb, walk_outer=kerb + sign * walk_width,
+                               facade=kerb + sign * (walk_width + strip), strip=strip, green=rng.random() < 0.15,
+                               parking=parking[sign], shade=facade_shade[sign]))
+        self.sides = tuple(sides)  # (left, right)
+
+    def lane_centre(self, lane):
+        return self.lanes[0] + (lane + 0.5) * self.lane_width
+
+    def oncoming(self, X):
+        """Whether a car at X faces the camera: on a two-way road, the lanes left of the camera's come towards it."""
+        return self.two_way and X < -self.lane_width / 2
+
+    def cyclist_x(self, rng):
+        """Cyclists ride at the right edge of the right lane."""
+        return self.lanes[1] - rng.uniform(0.6, 1.2)
 
 
 class _Scene:
-    """One street scene: a random camera, three canvases (image, labelIds, instance ids) and the drawing
-    primitives that paint the same polygon on all three."""
+    """What every painter shares: the random generator (the only source of randomness), the camera, the canvas,
+    the street and the sky's colour at the horizon (haze fades distant things towards it)."""
 
     def __init__(self, rng, height, width):
-        self.rng, self.h, self.w = rng, height, width
-        self.cx = width * rng.uniform(0.42, 0.58)
-        self.cy = height * rng.uniform(0.38, 0.47)
-        self.fx = 1.1 * width * rng.uniform(0.9, 1.1)
-        self.fy = self.fx * 2.0 * height / width
-        self.cam_h = rng.uniform(1.15, 1.45)
-        self.px = width / 512.0  # pixels per pixel of a 512-wide image
-        self.shade = {-1: rng.uniform(0.55, 1.0), 1: rng.uniform(0.55, 1.0)}  # facade lighting per side
-        self.counters = {}
-        self.overcast = rng.random() < 0.35
-        self.img = Image.fromarray(self._sky())
-        self.lab = Image.new("L", (width, height), SKY)
-        self.ins = Image.new("I", (width, height), 0)
-        self.di, self.dl, self.dn = ImageDraw.Draw(self.img), ImageDraw.Draw(self.lab), ImageDraw.Draw(self.ins)
-
-    # ---- primitives -------------------------------------------------------------------------------
-    def _sky(self):
-        r = self.rng
-        if self.overcast:
-            top, bottom = np.array(_col(r, (165, 170, 182), 10)), np.array(_col(r, (215, 215, 220), 8))
-        else:
-            top, bottom = np.array(_col(r, (72, 122, 200), 14)), np.array(_col(r, (185, 208, 232), 10))
-        self.horizon_colour = bottom
-        # math.pow, not numpy's: numpy's vectorised float32 power differs in the last bit between its
-        # AVX-512 and baseline code paths, and that bit decides a pixel's grey level after truncation
-        t = np.array([[math.pow(min(max(i / max(self.cy, 1.0), 0.0), 1.0), 0.8)] for i in range(self.h)])
-        rows = top[None, :] * (1 - t) + bottom[None, :] * t  # (H, 3)
-        return np.broadcast_to(rows[:, None, :], (self.h, self.w, 3)).astype(np.uint8)
-
-    def instance(self, label):
-        k = self.counters.get(label, 0)
-        self.counters[label] = k + 1
-        return label * 1000 + k
-
-    def fill(self, pts, colour, label, inst=0):
-        xy = np.asarray(pts, float).ravel().tolist()
-        self.di.polygon(xy, fill=colour)
-        self.dl.polygon(xy, fill=label)
-        self.dn.polygon(xy, fill=inst)
-
-    def paint(self, pts, colour):
-        self.di.polygon(np.asarray(pts, float).ravel().tolist(), fill=colour)
-
-    def ring(self, cx, cy, rx, ry, colour, width, label, inst=0):
-        box = [cx - rx, cy - ry, cx + rx, cy + ry]
-        w = max(1, int(round(width)))
-        self.di.ellipse(box, outline=colour, width=w)
-        self.dl.ellipse(box, outline=label, width=w)
-        self.dn.ellipse(box, outline=inst, width=w)
-
-    def P(self, X, Y, Z):
-        """World (X right, Y up, Z forward; metres) -> pixels (..., 2)."""
-        Z = np.maximum(np.asarray(Z, float), 0.3)
-        x = self.cx + self.fx * np.asarray(X, float) / Z
-        y = self.cy - self.fy * (np.asarray(Y, float) - self.cam_h) / Z
-        return np.stack(np.broadcast_arrays(x, y), -1)
-
-    def bb(self, X, Z, local):
-        """Billboard at (X, 0, Z) facing the camera: local metres (x right, y up) -> pixels."""
-        local = np.asarray(local, float)
-        return np.stack([self.cx + self.fx * (X + local[..., 0]) / Z,
-                         self.cy - self.fy * (local[..., 1] - self.cam_h) / Z], -1)
-
-    def ground(self, xa, xb, za, zb):
-        return self.P([xa, xb, xb, xa], 0.0, [za, za, zb, zb])
-
-    def wall_quad(self, X, za, zb, ya, yb):
-        """Quad in the plane X = const (parallel to the road)."""
-        return self.P(X, [ya, ya, yb, yb], [za, zb, zb, za])
-
-    # ---- street layout ----------------------------------------------------------------------------
-    def layout(self):
-        r = self.rng
-        self.lane_w = r.uniform(3.0, 3.6)
-        self.n_lanes = int(r.choice([2, 2, 3, 4]))
-        own = int(r.integers(0, self.n_lanes)) if self.n_lanes > 2 else 1
-        self.x_lanes = (-(own + 0.5) * self.lane_w, (self.n_lanes - own - 0.5) * self.lane_w)
-        parking = {-1: r.random() < 0.35, 1: r.random() < 0.35}  # a 2.3 m parking strip (road) at the kerb
-        self.x_road = (self.x_lanes[0] - 2.3 * parking[-1], self.x_lanes[1] + 2.3 * parking[1])
-        self.two_way = r.random() < 0.6
-        self.z_far = r.uniform(150, 260)
-        self.side = {}
-        for s, edge in ((-1, self.x_road[0]), (1, self.x_road[1])):
-            sw = r.uniform(1.8, 5.5)
-            strip = r.uniform(1.0, 4.0) if r.random() < 0.3 else 0.0
-            self.side[s] = dict(edge=edge, outer=edge + s * sw, facade=edge + s * (sw + strip),
-                                strip=strip, green=r.random() < 0.15, parking=parking[s])
-
-    def draw_ground(self):
-        r, zn, zf = self.rng, 0.5, self.z_far
-        road_c = _col(r, (r.uniform(80, 125),) * 3, 4)
-        road_c = tuple(int(np.clip(v + d, 0, 255)) for v, d in zip(road_c, (2, 0, 4)))
-        walk_base = [(165, 163, 160), (150, 140, 135), (180, 170, 150), (140, 142, 146)][r.integers(4)]
-        for s, sd in self.side.items():
-            beyond = TERRAIN if r.random() < 0.5 else SIDEWALK
-            c = _col(r, (118, 138, 78), 12) if beyond == TERRAIN else _col(r, walk_base, 8)
-            self.fill(self.ground(sd["facade"], s * 300.0, zn, zf), c, beyond)
-            if sd["strip"] > 0:
-                self.fill(self.ground(sd["outer"], sd["facade"], zn, zf), _col(r, (112, 136, 74), 14), TERRAIN)
-            sd["walk_colour"] = _col(r, walk_base, 8)
-            self.fill(self.ground(sd["edge"], sd["outer"], zn, zf), sd["walk_colour"], SIDEWALK)
-            # paving joints and a lighter kerb (still sidewalk)
-            joint = tuple(int(v * 0.8) for v in sd["walk_colour"])
-            for z in np.arange(r.uniform(1, 2.5), 45, r.uniform(1.2, 2.5)):
-                self.paint(self.ground(sd["edge"], sd["outer"], z, z + 0.05), joint)
-            kerb = tuple(min(255, int(v * 1.15)) for v in sd["walk_colour"])
-            self.paint(self.ground(sd["edge"], sd["edge"] + s * 0.18, zn, zf), kerb)
-        self.fill(self.ground(*self.x_road, zn, zf), road_c, ROAD)
-        # asphalt patches and car shadows: darker road, still road
-        for _ in range(r.integers(0, 5)):
-            x, z = r.uniform(*self.x_road), r.uniform(8, 60)
-            dx, dz = r.uniform(0.5, 3), r.uniform(1, 6)
-            self.paint(self.ground(x, x + dx, z, z + dz), tuple(int(v * r.uniform(0.8, 0.92)) for v in road_c))
-        self.draw_markings(road_c)
-
-    def draw_markings(self, road_c):
-        r = self.rng
-        paint = _col(r, (215, 215, 210), 8)
-        worn = tuple(int(0.55 * p + 0.45 * q) for p, q in zip(paint, road_c))
-        x0, x1 = self.x_lanes
-        for x in (x0 + 0.15, x1 - 0.15):  # solid edge lines
-            self.paint(self.ground(x - 0.07, x + 0.07, 0.5, self.z_far), worn)
-        dash, gap = r.uniform(2.5, 4), r.uniform(4, 8)
-        centre = int(r.integers(1, self.n_lanes)) if self.two_way else -1
-        for i in range(1, self.n_lanes):
-            x = x0 + i * self.lane_w
-            if i == centre:
-                for o in (-0.12, 0.12):
-                    self.paint(self.ground(x + o - 0.06, x + o + 0.06, 0.5, self.z_far), paint)
-                continue
-            zs = np.arange(r.uniform(0, dash + gap), 90, dash + gap)
-            for z in zs:
-                self.paint(self.ground(x - 0.08, x + 0.08, z, z + dash), paint)
-        if r.random() < 0.25:  # zebra crossing
-            z = r.uniform(12, 30)
-            for x in np.arange(self.x_road[0] + 0.4, self.x_road[1] - 0.4, 1.0):
-                self.paint(self.ground(x, x + 0.5, z, z + 3.0), paint)
-            self.zebra = (z, z + 3.0)
-
-    # ---- buildings, backdrop, vegetation ----------------------------------------------------------
-    def draw_backdrop(self):
-        r, z = self.rng, self.z_far
-        haze = self.horizon_colour
-        x = -220.0
-        while x < 220:
-            wdt = r.uniform(8, 40)
-            kind = r.random()
-            if kind < 0.6:
-                c = np.array(_BUILDING_COLOURS[r.integers(len(_BUILDING_COLOURS))], float)
-                c = tuple(int(v) for v in 0.55 * c + 0.45 * haze)
-                h = r.uniform(6, 35)
-                self.fill(self.P([x, x + wdt, x + wdt, x], [0, 0, h, h], z), c, BUILDING)
-            elif kind < 0.85:
-                c = tuple(int(v) for v in 0.6 * np.array(_col(r, (60, 90, 45), 10)) + 0.4 * haze)
-                for _ in range(int(wdt // 5) + 1):
-                    cx, cy, rad = x + r.uniform(0, wdt), r.uniform(4, 10), r.uniform(3, 7)
-                    self.fill(self.P(*(_circle(cx, cy, rad, rad * 0.8, 10).T), z), c, VEGETATION)
-                self.fill(self.P([x, x + wdt, x + wdt, x], [0, 0, 4, 4], z), c, VEGETATION)
-            x += wdt
-
-    def draw_facades(self):
-        r = self.rng
-        for s, sd in self.side.items():
-            z = r.uniform(-6, 2)
-            z_end = self.z_far - r.uniform(0, 40)
-            p_gap = r.uniform(0.05, 0.3)
-            while z < z_end:
-                length = r.uniform(8, 32)
-                za, zb = max(z, 0.5), min(z + length, z_end)
-                if sd["green"] or r.random() < p_gap:
-                    if r.random() < 0.6:
-                        self.hedge(sd["facade"] + s * r.uniform(0, 3), za, zb)
-                else:
-                    self.building(s, sd["facade"] + s * r.uniform(0, 2.5), za, zb)
-                z += length
-            # low walls or fences along the facade line
-            for _ in range(r.integers(0, 3)):
-                za = r.uniform(2, 60)
-                zb = za + r.uniform(5, 30)
-                x = sd["facade"] - s * 0.2
-                if r.random() < 0.5:
-                    self.fill(self.wall_quad(x, za, zb, 0, r.uniform(0.8, 2.5)),
-                              _col(r, (155, 152, 145), 15, self.shade[s]), WALL)
-                else:
-                    self.fence(s, x, za, zb)
-
-    def building(self, s, X, za, zb):
-        r = self.rng
-        h = r.uniform(7, 28) if r.random() < 0.85 else r.uniform(3.5, 7)
-        base = _col(r, _BUILDING_COLOURS[r.integers(len(_BUILDING_COLOURS))], 12, self.shade[s])
-        self.fill(self.wall_quad(X, za, zb, 0, h), base, BUILDING)
-        if r.random() < 0.3:  # pitched roof
-            roof = _col(r, (110, 60, 50) if r.random() < 0.6 else (70, 72, 78), 10, self.shade[s])
-            self.fill(self.wall_quad(X + s * 1.0, za, zb, h, h + r.uniform(1.5, 4)), roof, BUILDING)
-        dark = tuple(int(v * 0.8) for v in base)
-        self.paint(self.wall_quad(X, za, zb, h - 0.4, h), dark)  # cornice
-        if h < 4:
-            return
-        fh, ww, wh = r.uniform(2.8, 3.5), r.uniform(0.8, 1.5), r.uniform(1.1, 1.7)
-        step = ww + r.uniform(1.0, 2.2)
-        g = r.uniform(3.2, 4.5)
-        zs = np.arange(za + r.uniform(0.5, 1.5), zb - ww - 0.3, step)
-        ys = g + 0.9 + np.arange(int((h - g - 1.0) // fh)) * fh
-        if len(zs) and len(ys):
-            Z0, Y0 = np.meshgrid(zs, ys)
-            quads = self.P(X, np.stack([Y0, Y0, Y0 + wh, Y0 + wh], -1), np.stack([Z0, Z0 + ww, Z0 + ww, Z0], -1))
-            quads = quads.reshape(-1, 4, 2)
-            size = quads[:, 2, 1] - quads[:, 1, 1]
-            glass = np.array(_col(r, (55, 62, 75), 10))
-            frame = tuple(min(255, int(v * 1.25 + 20)) for v in base)
-            for q, sz in zip(quads, size):
-                if -sz < 1.2 * self.px or q[:, 0].max() < 0 or q[:, 0].min() > self.w:
-                    continue
-                if -sz > 6 * self.px:
-                    c = q.mean(0)
-                    self.paint(c + (q - c) * 1.18, frame)
-                self.paint(q, tuple(int(v) for v in np.clip(glass * r.uniform(0.6, 1.5), 0, 255)))
-        # ground floor: shop windows and doors
-        z = za + r.uniform(0.3, 2)
-        while z < zb - 2:
-            wdt = r.uniform(1.0, 3.5)
-            c = (_col(r, (45, 50, 58), 8) if r.random() < 0.7 else _col(r, (90, 60, 40), 10))
-            self.paint(self.wall_quad(X, z, min(z + wdt, zb - 0.3), 0.3, r.uniform(2.2, g - 0.5)), c)
-            z += wdt + r.uniform(1.0, 4.0)
-
-    def hedge(self, X, za, zb):
-        r = self.rng
-        self.fill(self.wall_quad(X, za, zb, 0, r.uniform(0.8, 2.2)), _col(r, (50, 82, 34), 12), VEGETATION)
-
-    def fence(self, s, X, za, zb):
-        r = self.rng
-        h = r.uniform(0.9, 2.0)
-        wood = r.random() < 0.5
-        c = _col(r, (120, 90, 60) if wood else (95, 105, 100), 12, self.shade[s])
-        self.fill(self.wall_quad(X, za, zb, 0, h), c, FENCE)
-        post = tuple(int(v * 0.6) for v in c)
-        for z in np.arange(za, zb, r.uniform(0.15, 0.4) if wood else r.uniform(1.5, 2.5)):
-            self.paint(self.wall_quad(X, z, z + 0.04 if wood else z + 0.1, 0, h), post)
-        if not wood:
-            for y in (0.15, h - 0.1):
-                self.paint(self.wall_quad(X, za, zb, y, y + 0.06), post)
-
-    # ---- objects ----------------------------------------------------------------------------------
-    def tree(self, X, Z):
-        r = self.rng
-        trunk_h, rad = r.uniform(1.8, 4.0), r.uniform(1.5, 3.8)
-        bark = _col(r, (80, 62, 45), 10)
-        self.fill(self.bb(X, Z, _seg((0, 0), (0, trunk_h + rad * 0.5), 0.35, 0.22)), bark, VEGETATION)
-        leaf = np.array(_col(r, (58, 88, 36), 14))
-        cy = trunk_h + rad
-        for _ in range(r.integers(3, 7)):
-            ox, oy, rr = r.uniform(-0.6, 0.6) * rad, r.uniform(-0.5, 0.5) * rad, rad * r.uniform(0.55, 0.9)
-            c = tuple(int(v) for v in np.clip(leaf * r.uniform(0.8, 1.2), 0, 255))
-            self.fill(self.bb(X, Z, _circle(ox, cy + oy, rr, rr * 0.9, 12)), c, VEGETATION)
-        for _ in range(r.integers(3, 8)):  # light patches inside the canopy
-            ox, oy, rr = r.uniform(-0.4, 0.4) * rad, r.uniform(-0.3, 0.3) * rad, rad * r.uniform(0.15, 0.3)
-            self.paint(self.bb(X, Z, _circle(ox, cy + oy, rr, rr, 8)),
-                       tuple(int(v) for v in np.clip(leaf * 1.35, 0, 255)))
-
-    def pole(self, X, Z, s, height=None, sign=None, light=None, arm=0.0):
-        """Pole on the sidewalk; optional traffic light (on top or on an arm over the road) and sign."""
-        r = self.rng
-        h = height or r.uniform(3.0, 8.5)
-        grey = _col(r, (120, 122, 125), 14)
-        self.fill(self.bb(X, Z, _seg((0, 0), (0, h), r.uniform(0.12, 0.2))), grey, POLE)
-        tip = 0.0
-        if arm:
-            tip = -s * arm
-            self.fill(self.bb(X, Z, _seg((0, h - 0.1), (tip, h - 0.1), 0.12)), grey, POLE)
-        if light:
-            self.traffic_light(X + tip, Z, h - (0.15 if arm else -0.8))
-        if sign:
-            self.sign(X, Z, sign)
-
-    def traffic_light(self, X, Z, top):
-        r = self.rng
-        w, hgt = r.uniform(0.3, 0.42), r.uniform(0.8, 1.05)
-        body = _col(r, (38, 40, 42), 8) if r.random() < 0.75 else _col(r, (160, 150, 60), 10)
-        box = np.array([(-w / 2, top - hgt), (w / 2, top - hgt), (w / 2, top), (-w / 2, top)])
-        self.fill(self.bb(X, Z, box), body, LIGHT)
-        if r.random() < 0.8:  # facing the camera: three lamps, one lit
-            lit = r.integers(3)
-            for i, c in enumerate([(230, 40, 30), (240, 180, 30), (60, 220, 110)]):
-                cc = c if i == lit else tuple(v // 4 + 20 for v in c)
-                self.paint(self.bb(X, Z, _circle(0, top - hgt * (0.2 + 0.3 * i), w * 0.3, w * 0.3, 10)), cc)
-
-    def sign(self, X, Z, y):
-        r = self.rng
-        d = r.uniform(0.55, 0.8)
-        kind = r.integers(6)
-        back = r.random() < 0.2
-        if kind in (0, 5):
-            outline = _circle(0, y, d / 2, d / 2, 16)
-        elif kind == 1:
-            outline = np.array([(-d / 2, y + d * 0.35), (d / 2, y + d * 0.35), (0, y - d * 0.5)])
-            if r.random() < 0.5:
-                outline = np.array([(-d / 2, y - d * 0.35), (d / 2, y - d * 0.35), (0, y + d * 0.5)])
-        elif kind == 2:
-            outline = np.array([(-d / 2, y - d / 2), (d / 2, y - d / 2), (d / 2, y + d / 2), (-d / 2, y + d / 2)])
-        elif kind == 3:
-            outline = np.array([(0, y - d / 2), (d / 2, y), (0, y + d / 2), (-d / 2, y)])
-        else:
-            outline = np.array([(-d, y - d / 4), (d, y - d / 4), (d, y + d / 4), (-d, y + d / 4)])
-        outer = [(200, 30, 35), (200, 30, 35), (30, 80, 170), (230, 190, 30), (230, 230, 225), (30, 80, 170)][kind]
-        if back:
-            outer = (130, 132, 135)
-        self.fill(self.bb(X, Z, outline), _col(r, outer, 10), SIGN)
-        if not back and kind != 3:
-            c = outline.mean(0)
-            inner = (240, 240, 236) if kind in (0, 1) else ((30, 30, 30) if kind == 4 else (235, 235, 235))
-            self.paint(self.bb(X, Z, c + (outline - c) * (0.68 if kind < 2 else 0.4)), _col(r, inner, 8))
-        elif not back:
-            self.paint(self.bb(X, Z, outline.mean(0) + (outline - outline.mean(0)) * 0.55), (245, 245, 240))
-
-    def car(self, Xc, Z0, facing_us=False, iid=None):
-        """Car box centred at lateral Xc with its near face at depth Z0; side face drawn when visible."""
-        r = self.rng
-        iid = iid or self.instance(CAR)
-        w, L = r.uniform(1.7, 2.0), r.uniform(3.8, 5.0)
-        hgt = r.uniform(1.4, 1.55) if r.random() < 0.75 else r.uniform(1.6, 2.1)
-        x0, x1, Z1 = Xc - w / 2, Xc + w / 2, Z0 + L
-        paint = _col(r, _CAR_COLOURS[r.integers(len(_CAR_COLOURS))], 8)
-        dark = tuple(int(v * 0.75) for v in paint)
-        glass = _col(r, (40, 46, 56), 8)
-        tyre = (22, 22, 24)
-        yb, belt = 0.22, hgt * r.uniform(0.5, 0.6)
-        # shadow on the road
-        self.paint(self.ground(x0 - 0.1, x1 + 0.1, Z0 - 0.2, Z1 + 0.1), (35, 35, 38))
-        side_x = x0 if x0 > 0 else (x1 if x1 < 0 else None)
-        if side_x is not None:
-            self.fill(self.wall_quad(side_x, Z0, Z1, yb, belt), dark, CAR, iid)
-            cz0, cz1 = (Z0 + 0.4, Z1 - 1.4) if not facing_us else (Z0 + 1.4, Z1 - 0.4)
-            cab = self.P(side_x, [belt, belt, hgt, hgt], [cz0, cz1, cz1 - 0.5, cz0 + 0.6])
-            self.fill(cab, dark, CAR, iid)
-            c = cab.mean(0)
-            self.paint(c + (cab - c) * 0.8, glass)
-            for zc in (Z0 + 0.8, Z1 - 0.85):
-                circ = _circle(zc, 0.32, 0.32, 0.32, 12)
-                self.fill(self.P(side_x, circ[:, 1], circ[:, 0]), tyre, CAR, iid)
-                circ = _circle(zc, 0.32, 0.17, 0.17, 8)
-                self.paint(self.P(side_x, circ[:, 1], circ[:, 0]), (110, 110, 115))
-        # rear (or front) face
-        self.fill(self.P([x0 + 0.1, x0 + 0.4, x0 + 0.4, x0 + 0.1], [0, 0, 0.4, 0.4], Z0 + 0.3), tyre, CAR, iid)
-        self.fill(self.P([x1 - 0.4, x1 - 0.1, x1 - 0.1, x1 - 0.4], [0, 0, 0.4, 0.4], Z0 + 0.3), tyre, CAR, iid)
-        self.fill(self.P([x0, x1, x1, x0], [yb, yb, belt, belt], Z0), paint, CAR, iid)
-        zt = Z0 + (0.7 if not facing_us else 1.2)
-        cab = np.concatenate([self.P([x1 - 0.05, x0 + 0.05], belt, Z0 + 0.1),
-                              self.P([x0 + 0.22, x1 - 0.22], hgt, zt)])
-        self.fill(cab, paint, CAR, iid)
-        c = cab.mean(0)
-        self.paint(c + (cab - c) * np.array([0.85, 0.75]), glass)
-        self.paint(self.P([x0, x1, x1, x0], [yb, yb, yb + 0.15, yb + 0.15], Z0 - 0.01), (30, 30, 32))  # bumper
-        lamp = (250, 245, 225) if facing_us else (200, 30, 30)
-        for a in (x0 + 0.08, x1 - 0.33):
-            self.paint(self.P([a, a + 0.25, a + 0.25, a], [belt - 0.22, belt - 0.22, belt - 0.06, belt - 0.06],
-                              Z0 - 0.01), lamp)
-        self.paint(self.P([Xc - 0.26, Xc + 0.26, Xc + 0.26, Xc - 0.26], [yb + 0.17, yb + 0.17, yb + 0.29, yb + 0.29],
-                          Z0 - 0.01), (225, 225, 220))  # licence plate (labelled car, like Cityscapes)
-
-    def _body(self, X, Z, iid, label, h, stride, colours):
-        """Person billboard: legs, torso, arms, head (local metres, origin at the feet)."""
-        r = self.rng
-        skin, shirt, pants, hair = colours
-        hip, sh = 0.52 * h, 0.82 * h
-        for sgn in (-1, 1):
-            self.fill(self.bb(X, Z, _seg((sgn * 0.05 * h, hip), (sgn * stride, 0.0), 0.085 * h, 0.06 * h)),
-                      pants, label, iid)
-        self.fill(self.bb(X, Z, np.array([(-0.11 * h, hip - 0.03 * h), (0.11 * h, hip - 0.03 * h),
-                                          (0.13 * h, sh), (-0.13 * h, sh)])), shirt, label, iid)
-        swing = r.uniform(-0.05, 0.05) * h
-        for sgn in (-1, 1):
-            self.fill(self.bb(X, Z, _seg((sgn * 0.13 * h, sh - 0.02 * h), (sgn * 0.15 * h + swing * sgn, 0.47 * h),
-                                         0.055 * h, 0.045 * h)), shirt, label, iid)
-        self.fill(self.bb(X, Z, _seg((0, sh - 0.01 * h), (0, sh + 0.04 * h), 0.05 * h)), skin, label, iid)
-        head = _circle(0, 0.925 * h, 0.06 * h, 0.075 * h, 12)
-        self.fill(self.bb(X, Z, head), skin, label, iid)
-        self.paint(self.bb(X, Z, _circle(0, 0.955 * h, 0.062 * h, 0.048 * h, 10)), hair)
-
-    def _colours(self):
-        r = self.rng
-        return (_col(r, _SKIN[r.integers(len(_SKIN))], 8), _col(r, _CLOTHES[r.integers(len(_CLOTHES))], 14),
-                _col(r, _CLOTHES[r.integers(len(_CLOTHES))], 10), _col(r, (40, 30, 25), 10))
-
-    def person(self, X, Z, iid=None):
-        r = self.rng
-        h = r.uniform(1.55, 1.92) if r.random() < 0.9 else r.uniform(1.0, 1.4)
-        self._body(X, Z, iid or self.instance(PERSON), PERSON, h, r.uniform(-0.14, 0.14) * h,
-                   colours=self._colours())
-
-    def bicycle(self, X, Z, d, iid, frame_c):
-        """Bicycle seen from the side, d = +1 heading right / -1 left (local metres)."""
-        r = self.rng
-        rad = 0.34
-        sx, sy = self.fx / Z, self.fy / Z
-        tyre_w = max(1.0, 0.06 * sx)
-        for wx in (-0.55, 0.55):
-            c = self.bb(X, Z, (wx * d, rad))
-            self.ring(c[0], c[1], rad * sx, rad * sy, (25, 25, 27), tyre_w, BICYCLE, iid)
-        pts = {"rear": (-0.55, rad), "front": (0.55, rad), "bb": (0.0, 0.3), "seat": (-0.18, 0.88),
-               "head": (0.42, 0.9), "bar": (0.38, 1.02)}
-        t = 0.045
-        for a, b in (("rear", "bb"), ("rear", "seat"), ("bb", "seat"), ("seat", "head"), ("bb", "head"),
-                     ("head", "front"), ("head", "bar")):
-            p0, p1 = np.array(pts[a]) * (d, 1), np.array(pts[b]) * (d, 1)
-            self.fill(self.bb(X, Z, _seg(p0, p1, t)), frame_c, BICYCLE, iid)
-        self.fill(self.bb(X, Z, _seg((-0.25 * d, 0.9), (-0.08 * d, 0.9), 0.06)), (20, 20, 20), BICYCLE, iid)
-
-    def rider(self, X, Z, iid_r=None, iid_b=None):
-        """Rider (class rider) on a bicycle (class bicycle)."""
-        r = self.rng
-        d = 1 if r.random() < 0.5 else -1
-        iid_b = iid_b or self.instance(BICYCLE)
-        iid_r = iid_r or self.instance(RIDER)
-        frame_c = _col(r, _CAR_COLOURS[r.integers(len(_CAR_COLOURS))], 12)
-        skin, shirt, pants, hair = self._colours()
-        h = r.uniform(1.6, 1.9)
-        ph = r.uniform(0, 2 * np.pi)
-        self.bicycle(X, Z, d, iid_b, frame_c)
-        hip, sh = np.array([-0.16 * d, 0.95]), np.array([0.12 * d, 0.95 + 0.3 * h])
-        for k, sgn in enumerate((-1, 1)):
-            pedal = np.array([0.17 * np.cos(ph + k * np.pi) * d, 0.3 + 0.17 * np.sin(ph + k * np.pi)])
-            knee = hip + np.array([0.3 * d, -0.1 + 0.12 * sgn * np.sin(ph)])
-            self.fill(self.bb(X, Z, _seg(hip, knee, 0.14, 0.11)), pants, RIDER, iid_r)
-            self.fill(self.bb(X, Z, _seg(knee, pedal, 0.11, 0.09)), pants, RIDER, iid_r)
-        self.fill(self.bb(X, Z, _seg(hip, sh, 0.26, 0.3)), shirt, RIDER, iid_r)
-        self.fill(self.bb(X, Z, _seg(sh, np.array([0.38 * d, 1.02]), 0.09, 0.07)), shirt, RIDER, iid_r)
-        head = sh + np.array([0.07 * d, 0.2])
-        self.fill(self.bb(X, Z, _circle(head[0], head[1], 0.11, 0.13, 12)), skin, RIDER, iid_r)
-        helmet = _col(r, _CLOTHES[r.integers(len(_CLOTHES))], 10) if r.random() < 0.5 else hair
-        self.paint(self.bb(X, Z, _circle(head[0], head[1] + 0.05, 0.12, 0.08, 10)), helmet)
-
-    def parked_bicycle(self, X, Z):
-        r = self.rng
-        self.bicycle(X, Z, 1 if r.random() < 0.5 else -1, self.instance(BICYCLE),
-                     _col(r, _CAR_COLOURS[r.integers(len(_CAR_COLOURS))], 12))
-
-    # ---- scene --------------------------------------------------------------------------------------
-    def place_objects(self):
-        """Objects as [(depth, method, args[, kwargs])] and the guaranteed ones as {labelId: same tuple}."""
-        r, objs = self.rng, []
-        x0, x1 = self.x_lanes
-        # one guaranteed instance of each rare report class, placed in view above the hood
-        free = [k for k in (-1, 1) if not self.side[k]["parking"]] or [-1, 1]  # a side without parked cars
-        s = free[int(r.integers(len(free)))]
-        sd = self.side[s]
-        zc, zs = r.uniform(12, 30, size=2)
-        zp, zr = r.uniform(11, 22, size=2)
-        lane = int(r.integers(self.n_lanes))
-        xc, xp, xs, xr = x0 + (lane + 0.5) * self.lane_w, sd["edge"] + s * r.uniform(0.6, 1.5), sd["edge"] + s * 0.5, \
-            self.bike_x()
-        zc, zp, zs, zr = (self.in_view(x, z) for x, z in ((xc, zc), (xp, zp), (xs, zs), (xr, zr)))
-        if abs(xc - xr) < 2.5 and abs(zc - zr) < 7:
-            zc = zr + 7.0  # the guaranteed car drives ahead of the guaranteed cyclist
-        guaranteed = {
-            CAR: (zc, self.car, (xc, zc), dict(facing_us=self.two_way and xc < -self.lane_w / 2,
-                                               iid=self.instance(CAR))),
-            PERSON: (zp, self.person, (xp, zp), dict(iid=self.instance(PERSON))),
-            SIGN: (zs, self.pole, (xs, zs, s), dict(height=r.uniform(2.8, 3.6), sign=r.uniform(2.0, 2.6))),
-            RIDER: (zr, self.rider, (xr, zr),
-                    dict(iid_r=self.instance(RIDER), iid_b=self.instance(BICYCLE))),
-        }
-        objs += list(guaranteed.values())
-        for s, sd in self.side.items():
-            edge, outer = sd["edge"], sd["outer"]
-            # trees along the sidewalk or the green strip
-            if sd["green"] or r.random() < 0.55:
-                x = (outer + sd["facade"]) / 2 if sd["strip"] > 1.5 else outer - s * 0.8
-                for z in np.arange(r.uniform(3, 12), 120, r.uniform(7, 16) if not sd["green"] else r.uniform(4, 9)):
-                    if r.random() < 0.85:
-                        objs.append((z, self.tree, (x + r.uniform(-0.4, 0.4), z)))
-            # poles: street lights, traffic lights, signs
-            for z in np.arange(r.uniform(4, 20), 120, r.uniform(14, 35)):
-                u = r.random()
-                sign = r.uniform(2.0, 3.0) if r.random() < 0.35 else None
-                x = edge + s * 0.5
-                if u < 0.2:
-                    objs.append((z, self.pole, (x, z, s), dict(height=r.uniform(5.5, 7), light=True,
-                                                               arm=r.uniform(1.5, 4.5), sign=sign)))
-                elif u < 0.4:
-                    objs.append((z, self.pole, (x, z, s), dict(height=r.uniform(2.8, 3.8), light=True, sign=sign)))
-                else:
-                    objs.append((z, self.pole, (x, z, s), dict(height=r.uniform(6, 9), arm=r.uniform(0.5, 1.8),
-                                                               sign=sign)))
-            # pedestrians
-            for _ in range(int(r.choice([0, 0, 1, 1, 2, 3, 5]))):
-                z = r.uniform(6, 70)
-                objs.append((z, self.person, (r.uniform(min(edge, outer), max(edge, outer)), z)))
-            if r.random() < 0.25:
-                z = r.uniform(6, 50)
-                objs.append((z, self.parked_bicycle, (outer - s * 0.5, z)))
-            # parked cars at the kerb
-            if sd["parking"]:
-                z = r.uniform(3, 10)
-                while z < 90:
-                    if r.random() < 0.55:
-                        objs.append((z, self.car, (edge - s * r.uniform(1.05, 1.25), z), dict(facing_us=False)))
-                    z += r.uniform(5.2, 12.0)
-        # moving cars in the lanes (left lanes oncoming on two-way roads)
-        taken = [(xc, zc)]
-        for _ in range(int(r.integers(1, 9))):
-            lane = int(r.integers(self.n_lanes))
-            xc = x0 + (lane + 0.5) * self.lane_w + r.uniform(-0.3, 0.3)
-            z = r.uniform(5 if abs(xc) > 2 else 9, 90)
-            if any(abs(xc - a) < 2.2 and abs(z - b) < 7 for a, b in taken):
-                continue
-            if abs(xc - xr) < 2.2 and z < zr + 4:  # keep the guaranteed cyclist in sight
-                continue
-            taken.append((xc, z))
-            oncoming = self.two_way and xc < -self.lane_w / 2
-            objs.append((z, self.car, (xc, z), dict(facing_us=oncoming)))
-        for _ in range(int(r.choice([0, 0, 0, 1, 1, 2]))):
-            z = r.uniform(10, 60)
-            objs.append((z, self.rider, (self.bike_x(), z)))
-        if getattr(self, "zebra", None) and r.random() < 0.7:
-            for _ in range(int(r.integers(1, 4))):
-                z = r.uniform(*self.zebra)
-                objs.append((z, self.person, (r.uniform(*self.x_road), z)))
-        return objs, guaranteed
-
-    def in_view(self, X, Z):
-        """Smallest depth >= Z at which lateral position X (+-1 m) projects inside the central 90% of the image."""
-        room = (self.cx - 0.05 * self.w) if X < 0 else (0.95 * self.w - self.cx)
-        return max(Z, self.fx * (abs(X) + 1.0) / room)
-
-    def bike_x(self):
-        """Cyclists ride at the right edge of the right lane."""
-        return self.x_lanes[1] - self.rng.uniform(0.6, 1.2)
-
-    def draw_ego_and_border(self):
-        r, h, w = self.rng, self.h, self.w
-        if r.random() < 0.92:
-            yt, ye = h * r.uniform(0.82, 0.9), h * r.uniform(0.04, 0.1)
-            xs = np.linspace(0, w, 33)
-            xc = w * r.uniform(0.45, 0.55)
-            ys = yt + ye * ((xs - xc) / (w / 2)) ** 2
-            pts = np.concatenate([np.stack([xs, ys], -1), [(w, h), (0, h)]])
-            self.fill(pts, _col(r, (38, 40, 46), 8), EGO)
-            star = np.array([xc, yt + h * 0.015])  # bonnet ornament and a reflection band
-            self.paint(_circle(star[0], star[1], 4 * self.px, 2 * self.px, 8), (150, 150, 155))
-            band = [np.stack([xs, ys + h * 0.01], -1), np.stack([xs[::-1], ys[::-1] + h * 0.03], -1)]
-            self.paint(np.concatenate(band), _col(r, (70, 74, 84), 6))
-        if r.random() < 0.8:
-            b = h * r.uniform(0.005, 0.02)
-            self.fill([(0, h - b), (w, h - b), (w, h), (0, h)], (12, 12, 14), OUT_OF_ROI)
-        for left in (True, False):
-            if r.random() < 0.7:
-                a, b = w * r.uniform(0, 0.008), w * r.uniform(0.002, 0.012)
-                pts = [(0, 0), (a, 0), (b, h), (0, h)] if left else [(w, 0), (w - a, 0), (w - b, h), (w, h)]
-                self.fill(pts, (0, 0, 0), BORDER)
-
-    def render(self):
-        self.layout()
-        self.draw_ground()
-        self.draw_backdrop()
-        self.draw_facades()
-        objs, guaranteed = self.place_objects()
-        objs.sort(key=lambda o: -o[0])
-        for o in objs:
-            o[1](*o[2], **(o[3] if len(o) > 3 else {}))
-        # re-draw a guaranteed object on top if nearer objects hid (nearly) all of its class
-        counts = np.bincount(np.asarray(self.lab).ravel(), minlength=256)
-        min_px = max(4, int(20 * self.h * self.w / (256 * 512)))
-        self.redrawn = []  # guaranteed labels drawn again on top (diagnostics)
-        for label, (z, fn, args, kw) in guaranteed.items():
-            need = (label, BICYCLE) if label == RIDER else (label,)
-            if any(counts[c] < min_px for c in need):
-                self.redrawn.append(label)
-                fn(*args, **kw)
-        self.draw_ego_and_border()
-        return self.finish()
-
-    def finish(self):
-        r, h, w = self.rng, self.h, self.w
-        lab = np.asarray(self.lab)
-        coarse, fine = _smooth_noise(r, h, w, 14 * self.px), _smooth_noise(r, h, w, 2.5 * self.px)
-        # texture (per-class amplitude) and lighting: global brightness, colour tint, soft vertical falloff
-        mod = 1.0 + _COARSE[lab] * coarse + _FINE[lab] * fine  # (H, W)
-        gain = (r.uniform(0.65, 1.25) * r.normal(1.0, 0.05, 3)).astype(np.float32)
-        falloff = 1.0 - r.uniform(0, 0.2) * np.arange(h, dtype=np.float32) / h
-        offset = np.float32(r.uniform(-8, 12))
-        img = np.asarray(self.img, dtype=np.float32) * (mod * falloff[:, None])[..., None]
-        img *= gain
-        veg = lab == VEGETATION  # foliage: hue shifts between yellow-green and blue-green
-        img[..., 0] *= 1.0 + (0.15 * coarse) * veg
-        img += offset
-        np.clip(img, 0, 255, out=img)
-        out = Image.fromarray(img.astype(np.uint8))
-        out = out.filter(ImageFilter.GaussianBlur(0.45 * self.px))  # optics: soft edges, labels stay sharp
-        img = r.standard_normal((h, w, 3), dtype=np.float32)
-        img *= np.float32(r.uniform(2.0, 7.0))  # sensor noise
-        img += np.asarray(out)
-        image = np.clip(img, 0, 255, out=img).astype(np.uint8)
-        ins = np.asarray(self.ins)
-        instance_ids = np.where(ins > 0, ins, lab).astype(np.uint16)
-        return image, lab.copy(), instance_ids
+        self.rng = rng
+        self.camera = _Camera(rng, height, width)
+        shade_left, shade_right = rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0)
+        overcast = rng.random() < 0.35
+        sky, self.horizon_colour = _sky(rng, self.camera, overcast)
+        self.canvas = _Canvas(sky)
+        self.street = _Street(rng, {-1: shade_left, 1: shade_right})
 
 
-def _smooth_noise(rng, h, w, cell):
-    gh, gw = int(np.ceil(h / cell)) + 2, int(np.ceil(w / cell)) + 2
-    grid = rng.standard_normal((gh, gw), dtype=np.float32)
-    return np.asarray(Image.fromarray(grid, "F").resize((w, h), Image.BICUBIC), dtype=np.float32)
+class _Placed(NamedTuple):
+    """An object placed in the scene, to be painted far to near (painter's algorithm)."""
+    depth: float  # metres
+    paint: Callable[[], None]
 
+
+# ---- the scene, step by step --------------------------------------------------------------------------------
+# Every random draw goes through the scene's one generator, in a fixed order: drawing once more, once less or in
+# another order changes the rest of the scene, and with it the committed checksums (data/synthetic.sha256).
 
 def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw one street scene.
@@ -724,7 +325,684 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
         image uint8 (H, W, 3) RGB, label_ids uint8 (H, W) Cityscapes labelIds 0..33,
         instance_ids uint16 (H, W): labelId * 1000 + k for person/rider/car/bicycle, else the labelId.
     """
-    return _Scene(rng, int(height), int(width)).render()
+    scene = _Scene(rng, int(height), int(width))  # camera, sky and street layout
+    road_colour = _paint_ground(scene)
+    zebra = _paint_markings(scene, road_colour)
+    _paint_backdrop(scene)
+    for side in scene.street.sides:
+        _paint_facades(scene, side)
+        _paint_walls_and_fences(scene, side)
+    guaranteed, car, cyclist = _place_guaranteed(scene)
+    placed = list(guaranteed.values())
+    for side in scene.street.sides:
+        placed += _place_roadside(scene, side)
+    placed += _place_traffic(scene, car, cyclist, zebra)
+    for thing in sorted(placed, key=lambda thing: -thing.depth):  # far to near; a stable sort keeps ties in order
+        thing.paint()
+    _repaint_hidden(scene, guaranteed)
+    _paint_ego_vehicle(scene)
+    _paint_border(scene)
+    return _photograph(scene)
+
+
+def _sky(rng, camera, overcast):
+    """Vertical gradient from the top row to the horizon: uint8 (H, W, 3), and its colour at the horizon (3,)."""
+    if overcast:
+        top, horizon = np.array(_jittered(rng, (165, 170, 182), 10)), np.array(_jittered(rng, (215, 215, 220), 8))
+    else:
+        top, horizon = np.array(_jittered(rng, (72, 122, 200), 14)), np.array(_jittered(rng, (185, 208, 232), 10))
+    # math.pow, not numpy's: numpy's vectorised float32 power differs in the last bit between its
+    # AVX-512 and baseline code paths, and that bit decides a pixel's grey level after truncation
+    t = np.array([[math.pow(min(max(i / max(camera.cy, 1.0), 0.0), 1.0), 0.8)] for i in range(camera.height)])
+    rows = top[None, :] * (1 - t) + horizon[None, :] * t  # (H, 3)
+    return np.broadcast_to(rows[:, None, :], (camera.height, camera.width, 3)).astype(np.uint8), horizon
+
+
+# ---- ground ---------------------------------------------------------------------------------------------------
+
+def _paint_ground(scene):
+    """Both sides' ground, then the road over it with darker patches. Returns the road's colour."""
+    rng, camera, canvas, street = scene.rng, scene.camera, scene.canvas, scene.street
+    road = _jittered(rng, (rng.uniform(80, 125),) * 3, 4)
+    road = tuple(int(np.clip(v + d, 0, 255)) for v, d in zip(road, (2, 0, 4)))  # asphalt is a little blue
+    paving = _pick(rng, _PAVING)
+    for side in street.sides:
+        _paint_sidewalk(scene, side, paving)
+    canvas.fill(camera.ground_rect(*street.road, _GROUND_START, street.far), road, ROAD)
+    # asphalt patches and car shadows: darker road, still road
+    for _ in range(rng.integers(0, 5)):
+        x, z = rng.uniform(*street.road), rng.uniform(8, 60)
+        dx, dz = rng.uniform(0.5, 3), rng.uniform(1, 6)
+        patch = tuple(int(v * rng.uniform(0.8, 0.92)) for v in road)  # one random factor per channel
+        canvas.paint(camera.ground_rect(x, x + dx, z, z + dz), patch)
+    return road
+
+
+def _paint_sidewalk(scene, side, paving):
+    """What lies beyond the facade line (terrain or pavement), the green strip, and the sidewalk with paving joints
+    and a lighter kerb stone (joints and kerb are still sidewalk)."""
+    rng, camera, canvas, far = scene.rng, scene.camera, scene.canvas, scene.street.far
+    beyond = TERRAIN if rng.random() < 0.5 else SIDEWALK
+    colour = _jittered(rng, (118, 138, 78), 12) if beyond == TERRAIN else _jittered(rng, paving, 8)
+    canvas.fill(camera.ground_rect(side.facade, side.sign * 300.0, _GROUND_START, far), colour, beyond)
+    if side.strip > 0:
+        canvas.fill(camera.ground_rect(side.walk_outer, side.facade, _GROUND_START, far),
+                    _jittered(rng, (112, 136, 74), 14), TERRAIN)
+    walk = _jittered(rng, paving, 8)
+    canvas.fill(camera.ground_rect(side.kerb, side.walk_outer, _GROUND_START, far), walk, SIDEWALK)
+    for z in np.arange(rng.uniform(1, 2.5), 45, rng.uniform(1.2, 2.5)):
+        canvas.paint(camera.ground_rect(side.kerb, side.walk_outer, z, z + 0.05), _scaled(walk, 0.8))
+    canvas.paint(camera.ground_rect(side.kerb, side.kerb + side.sign * 0.18, _GROUND_START, far), _scaled(walk, 1.15))
+
+
+def _paint_markings(scene, road_colour):
+    """Worn edge lines, lane dashes, a double centre line on two-way roads and sometimes a zebra crossing (paint
+    only: markings are labelled road). Returns the zebra crossing's (near, far) depths, or None."""
+    rng, camera, canvas, street = scene.rng, scene.camera, scene.canvas, scene.street
+    white = _jittered(rng, (215, 215, 210), 8)
+    worn = tuple(int(0.55 * p + 0.45 * q) for p, q in zip(white, road_colour))
+    left, right = street.lanes
+    for x in (left + 0.15, right - 0.15):
+        canvas.paint(camera.ground_rect(x - 0.07, x + 0.07, _GROUND_START, street.far), worn)
+    dash, gap = rng.uniform(2.5, 4), rng.uniform(4, 8)
+    centre = int(rng.integers(1, street.n_lanes)) if street.two_way else -1  # the line between the directions
+    for i in range(1, street.n_lanes):
+        x = left + i * street.lane_width
+        if i == centre:
+            for offset in (-0.12, 0.12):
+                canvas.paint(camera.ground_rect(x + offset - 0.06, x + offset + 0.06, _GROUND_START, street.far),
+                             white)
+            continue
+        for z in np.arange(rng.uniform(0, dash + gap), 90, dash + gap):
+            canvas.paint(camera.ground_rect(x - 0.08, x + 0.08, z, z + dash), white)
+    if rng.random() < 0.25:
+        z = rng.uniform(12, 30)
+        for x in np.arange(street.road[0] + 0.4, street.road[1] - 0.4, 1.0):
+            canvas.paint(camera.ground_rect(x, x + 0.5, z, z + 3.0), white)
+        return z, z + 3.0
+    return None
+
+
+# ---- backdrop, buildings, walls, fences -----------------------------------------------------------------
+
+def _paint_backdrop(scene):
+    """Where the street ends: a row of buildings, tree clumps and gaps, hazed towards the horizon's colour."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    far, haze = scene.street.far, scene.horizon_colour
+    x = -220.0
+    while x < 220:
+        width = rng.uniform(8, 40)
+        kind = rng.random()
+        if kind < 0.6:
+            colour = np.array(_pick(rng, _BUILDING_COLOURS), float)
+            colour = tuple(int(v) for v in 0.55 * colour + 0.45 * haze)
+            height = rng.uniform(6, 35)
+            canvas.fill(camera.project([x, x + width, x + width, x], [0, 0, height, height], far), colour, BUILDING)
+        elif kind < 0.85:
+            colour = tuple(int(v) for v in 0.6 * np.array(_jittered(rng, (60, 90, 45), 10)) + 0.4 * haze)
+            for _ in range(int(width // 5) + 1):  # crowns over a band of bushes
+                cx, cy, radius = x + rng.uniform(0, width), rng.uniform(4, 10), rng.uniform(3, 7)
+                crown = _ellipse(cx, cy, radius, radius * 0.8, 10)
+                canvas.fill(camera.project(crown[:, 0], crown[:, 1], far), colour, VEGETATION)
+            canvas.fill(camera.project([x, x + width, x + width, x], [0, 0, 4, 4], far), colour, VEGETATION)
+        x += width
+
+
+def _paint_facades(scene, side):
+    """Buildings along one side, with gaps (hedges or nothing) between them; only hedges in a park."""
+    rng = scene.rng
+    z = rng.uniform(-6, 2)
+    z_end = scene.street.far - rng.uniform(0, 40)
+    p_gap = rng.uniform(0.05, 0.3)
+    while z < z_end:
+        length = rng.uniform(8, 32)
+        z_near, z_far = max(z, 0.5), min(z + length, z_end)
+        if side.green or rng.random() < p_gap:
+            if rng.random() < 0.6:
+                _paint_hedge(scene, side.facade + side.sign * rng.uniform(0, 3), z_near, z_far)
+        else:
+            _paint_building(scene, side, side.facade + side.sign * rng.uniform(0, 2.5), z_near, z_far)
+        z += length
+
+
+def _paint_walls_and_fences(scene, side):
+    """Up to two low walls or fences just in front of the facade line."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    for _ in range(rng.integers(0, 3)):
+        z_near = rng.uniform(2, 60)
+        z_far = z_near + rng.uniform(5, 30)
+        x = side.facade - side.sign * 0.2
+        if rng.random() < 0.5:
+            canvas.fill(camera.wall_rect(x, z_near, z_far, 0, rng.uniform(0.8, 2.5)),
+                        _jittered(rng, (155, 152, 145), 15, side.shade), WALL)
+        else:
+            _paint_fence(scene, side, x, z_near, z_far)
+
+
+def _paint_building(scene, side, x, z_near, z_far):
+    """Facade in the plane X = x from depth z_near to z_far: wall, maybe a pitched roof, cornice, upper-floor
+    windows and a ground floor of shop windows and doors (details are paint only, labelled building)."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    height = rng.uniform(7, 28) if rng.random() < 0.85 else rng.uniform(3.5, 7)
+    wall = _jittered(rng, _pick(rng, _BUILDING_COLOURS), 12, side.shade)
+    canvas.fill(camera.wall_rect(x, z_near, z_far, 0, height), wall, BUILDING)
+    if rng.random() < 0.3:
+        roof = _jittered(rng, (110, 60, 50) if rng.random() < 0.6 else (70, 72, 78), 10, side.shade)
+        canvas.fill(camera.wall_rect(x + side.sign * 1.0, z_near, z_far, height, height + rng.uniform(1.5, 4)),
+                    roof, BUILDING)
+    canvas.paint(camera.wall_rect(x, z_near, z_far, height - 0.4, height), _scaled(wall, 0.8))
+    if height < 4:
+        return
+    storey, window_width, window_height = rng.uniform(2.8, 3.5), rng.uniform(0.8, 1.5), rng.uniform(1.1, 1.7)
+    spacing = window_width + rng.uniform(1.0, 2.2)
+    ground_floor = rng.uniform(3.2, 4.5)
+    window_z = np.arange(z_near + rng.uniform(0.5, 1.5), z_far - window_width - 0.3, spacing)
+    window_y = ground_floor + 0.9 + np.arange(int((height - ground_floor - 1.0) // storey)) * storey
+    if len(window_z) and len(window_y):
+        _paint_windows(scene, x, window_z, window_y, window_width, window_height, wall)
+    _paint_shop_fronts(scene, x, z_near, z_far, ground_floor)
+
+
+def _paint_windows(scene, x, window_z, window_y, window_width, window_height, wall):
+    """A grid of windows on the plane X = x: near edges at depths window_z, lower edges at heights window_y
+    (metres). Each pane reflects its own brightness; panes large enough on screen get a light frame."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    z0, y0 = np.meshgrid(window_z, window_y)  # (storeys, columns)
+    quads = camera.project(x, np.stack([y0, y0, y0 + window_height, y0 + window_height], -1),
+                           np.stack([z0, z0 + window_width, z0 + window_width, z0], -1))
+    quads = quads.reshape(-1, 4, 2)
+    heights = quads[:, 1, 1] - quads[:, 2, 1]  # pixels on screen (image y grows downwards)
+    glass = np.array(_jittered(rng, (55, 62, 75), 10))
+    frame = tuple(min(255, int(v * 1.25 + 20)) for v in wall)
+    for quad, height in zip(quads, heights):
+        if height < 1.2 * camera.pixel_scale or quad[:, 0].max() < 0 or quad[:, 0].min() > camera.width:
+            continue  # too small to see, or off screen
+        if height > 6 * camera.pixel_scale:
+            canvas.paint(_scale_about_centre(quad, 1.18), frame)
+        canvas.paint(quad, _to_rgb(glass * rng.uniform(0.6, 1.5)))
+
+
+def _paint_shop_fronts(scene, x, z_near, z_far, ground_floor):
+    """Shop windows and doors along the ground floor (ground_floor metres high) of the plane X = x."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    z = z_near + rng.uniform(0.3, 2)
+    while z < z_far - 2:
+        width = rng.uniform(1.0, 3.5)
+        colour = _jittered(rng, (45, 50, 58), 8) if rng.random() < 0.7 else _jittered(rng, (90, 60, 40), 10)
+        canvas.paint(camera.wall_rect(x, z, min(z + width, z_far - 0.3), 0.3, rng.uniform(2.2, ground_floor - 0.5)),
+                     colour)
+        z += width + rng.uniform(1.0, 4.0)
+
+
+def _paint_hedge(scene, x, z_near, z_far):
+    rng = scene.rng
+    scene.canvas.fill(scene.camera.wall_rect(x, z_near, z_far, 0, rng.uniform(0.8, 2.2)),
+                      _jittered(rng, (50, 82, 34), 12), VEGETATION)
+
+
+def _paint_fence(scene, side, x, z_near, z_far):
+    """A fence in the plane X = x: wooden (close-set boards) or metal (posts and two rails)."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    height = rng.uniform(0.9, 2.0)
+    wooden = rng.random() < 0.5
+    colour = _jittered(rng, (120, 90, 60) if wooden else (95, 105, 100), 12, side.shade)
+    canvas.fill(camera.wall_rect(x, z_near, z_far, 0, height), colour, FENCE)
+    post = _scaled(colour, 0.6)
+    for z in np.arange(z_near, z_far, rng.uniform(0.15, 0.4) if wooden else rng.uniform(1.5, 2.5)):
+        canvas.paint(camera.wall_rect(x, z, z + 0.04 if wooden else z + 0.1, 0, height), post)
+    if not wooden:
+        for y in (0.15, height - 0.1):
+            canvas.paint(camera.wall_rect(x, z_near, z_far, y, y + 0.06), post)
+
+
+# ---- trees, poles, traffic lights, signs ------------------------------------------------------------------------
+# These and the road users below are billboards standing at (x, 0, z), drawn in local metres: x right, y up.
+
+def _paint_tree(scene, x, z):
+    """A trunk and a canopy of overlapping discs with light patches."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    trunk, radius = rng.uniform(1.8, 4.0), rng.uniform(1.5, 3.8)  # trunk height and canopy radius
+    bark = _jittered(rng, (80, 62, 45), 10)
+    canvas.fill(camera.billboard(x, z, _segment_quad((0, 0), (0, trunk + radius * 0.5), 0.35, 0.22)), bark, VEGETATION)
+    leaf = np.array(_jittered(rng, (58, 88, 36), 14))
+    crown_y = trunk + radius
+    for _ in range(rng.integers(3, 7)):
+        dx, dy = rng.uniform(-0.6, 0.6) * radius, rng.uniform(-0.5, 0.5) * radius
+        lobe = radius * rng.uniform(0.55, 0.9)
+        colour = _to_rgb(leaf * rng.uniform(0.8, 1.2))
+        canvas.fill(camera.billboard(x, z, _ellipse(dx, crown_y + dy, lobe, lobe * 0.9, 12)), colour, VEGETATION)
+    for _ in range(rng.integers(3, 8)):
+        dx, dy = rng.uniform(-0.4, 0.4) * radius, rng.uniform(-0.3, 0.3) * radius
+        patch = radius * rng.uniform(0.15, 0.3)
+        canvas.paint(camera.billboard(x, z, _ellipse(dx, crown_y + dy, patch, patch, 8)), _to_rgb(leaf * 1.35))
+
+
+def _paint_pole(scene, x, z, side_sign, height, sign_at=None, light=False, arm=0.0):
+    """A pole on the sidewalk of side side_sign, height metres tall; optionally an arm reaching arm metres over the
+    road, a traffic light (hanging from the arm, or on top of the pole) and a sign centred sign_at metres up."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    grey = _jittered(rng, (120, 122, 125), 14)
+    canvas.fill(camera.billboard(x, z, _segment_quad((0, 0), (0, height), rng.uniform(0.12, 0.2))), grey, POLE)
+    arm_end = 0.0  # local x of the arm's end
+    if arm:
+        arm_end = -side_sign * arm
+        canvas.fill(camera.billboard(x, z, _segment_quad((0, height - 0.1), (arm_end, height - 0.1), 0.12)),
+                    grey, POLE)
+    if light:
+        _paint_traffic_light(scene, x + arm_end, z, height - (0.15 if arm else -0.8))
+    if sign_at is not None:
+        _paint_sign(scene, x, z, sign_at)
+
+
+def _paint_traffic_light(scene, x, z, top):
+    """A housing hanging down from height top; 80% seen from the front: three lamps, one of them lit."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    width, height = rng.uniform(0.3, 0.42), rng.uniform(0.8, 1.05)
+    housing = _jittered(rng, (38, 40, 42), 8) if rng.random() < 0.75 else _jittered(rng, (160, 150, 60), 10)
+    box = np.array([(-width / 2, top - height), (width / 2, top - height), (width / 2, top), (-width / 2, top)])
+    canvas.fill(camera.billboard(x, z, box), housing, LIGHT)
+    if rng.random() < 0.8:
+        lit = rng.integers(3)
+        for i, colour in enumerate([(230, 40, 30), (240, 180, 30), (60, 220, 110)]):  # red, amber, green
+            shown = colour if i == lit else tuple(v // 4 + 20 for v in colour)
+            lamp = _ellipse(0, top - height * (0.2 + 0.3 * i), width * 0.3, width * 0.3, 10)
+            canvas.paint(camera.billboard(x, z, lamp), shown)
+
+
+def _paint_sign(scene, x, z, y):
+    """A traffic sign centred y metres up: its face with an inner field, or (20%) its grey back."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    size = rng.uniform(0.55, 0.8)
+    kind = rng.integers(len(_SIGN_STYLES))
+    from_behind = rng.random() < 0.2
+    outline = _sign_outline(rng, kind, size, y)
+    face, inner, inner_size = _SIGN_STYLES[kind]
+    canvas.fill(camera.billboard(x, z, outline), _jittered(rng, (130, 132, 135) if from_behind else face, 10), SIGN)
+    if from_behind:
+        return
+    if kind != 3:  # the diamond's white field is drawn as it is
+        inner = _jittered(rng, inner, 8)
+    canvas.paint(camera.billboard(x, z, _scale_about_centre(outline, inner_size)), inner)
+
+
+def _sign_outline(rng, kind, size, y):
+    """Outline (n, 2) of a sign of the given kind (see _SIGN_STYLES), size metres across, centred y metres up."""
+    half = size / 2
+    if kind in (0, 5):
+        return _ellipse(0, y, half, half, 16)
+    if kind == 1:
+        point_down = np.array([(-half, y + size * 0.35), (half, y + size * 0.35), (0, y - size * 0.5)])
+        if rng.random() < 0.5:
+            return np.array([(-half, y - size * 0.35), (half, y - size * 0.35), (0, y + size * 0.5)])
+        return point_down
+    if kind == 2:
+        return np.array([(-half, y - half), (half, y - half), (half, y + half), (-half, y + half)])
+    if kind == 3:
+        return np.array([(0, y - half), (half, y), (0, y + half), (-half, y)])
+    return np.array([(-size, y - size / 4), (size, y - size / 4), (size, y + size / 4), (-size, y + size / 4)])
+
+
+# ---- cars -----------------------------------------------------------------------------------------------------
+
+class _CarBox(NamedTuple):
+    """A car's box (metres) and paint, shared by the painters of its faces."""
+    x_centre: float
+    x_left: float
+    x_right: float
+    z_near: float  # depth of the face towards the camera
+    z_back: float
+    sill: float  # height of the body's lower edge
+    belt: float  # height of the windows' lower edge
+    roof: float
+    facing_us: bool  # the near face is the front (oncoming) rather than the rear
+    body: tuple  # RGB
+    glass: tuple  # RGB
+    instance_id: int
+
+
+def _paint_car(scene, x_centre, z_near, facing_us, instance_id=None):
+    """A car centred at lateral x_centre with its near face at depth z_near: its shadow, the side face when the
+    camera can see it (the car is wholly to one side), then the near face."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    instance_id = instance_id or canvas.new_instance(CAR)
+    width, length = rng.uniform(1.7, 2.0), rng.uniform(3.8, 5.0)
+    roof = rng.uniform(1.4, 1.55) if rng.random() < 0.75 else rng.uniform(1.6, 2.1)  # a saloon or a van
+    body = _jittered(rng, _pick(rng, _CAR_COLOURS), 8)
+    glass = _jittered(rng, (40, 46, 56), 8)
+    belt = roof * rng.uniform(0.5, 0.6)
+    car = _CarBox(x_centre, x_centre - width / 2, x_centre + width / 2, z_near, z_near + length, sill=0.22,
+                  belt=belt, roof=roof, facing_us=facing_us, body=body, glass=glass, instance_id=instance_id)
+    canvas.paint(camera.ground_rect(car.x_left - 0.1, car.x_right + 0.1, z_near - 0.2, car.z_back + 0.1),
+                 (35, 35, 38))
+    if car.x_left > 0:
+        _paint_car_side(scene, car, car.x_left)
+    elif car.x_right < 0:
+        _paint_car_side(scene, car, car.x_right)
+    _paint_near_face(scene, car)
+
+
+def _paint_car_side(scene, car, x):
+    """The side face in the plane X = x, darker than the paint: lower body, cabin with its window, two wheels."""
+    camera, canvas, instance_id = scene.camera, scene.canvas, car.instance_id
+    shaded = _scaled(car.body, 0.75)
+    canvas.fill(camera.wall_rect(x, car.z_near, car.z_back, car.sill, car.belt), shaded, CAR, instance_id)
+    # the cabin sits towards the rear, with the longer bonnet in front
+    if car.facing_us:
+        cabin_near, cabin_back = car.z_near + 1.4, car.z_back - 0.4
+    else:
+        cabin_near, cabin_back = car.z_near + 0.4, car.z_back - 1.4
+    cabin = camera.project(x, [car.belt, car.belt, car.roof, car.roof],
+                           [cabin_near, cabin_back, cabin_back - 0.5, cabin_near + 0.6])
+    canvas.fill(cabin, shaded, CAR, instance_id)
+    canvas.paint(_scale_about_centre(cabin, 0.8), car.glass)
+    for z in (car.z_near + 0.8, car.z_back - 0.85):
+        tyre = _ellipse(z, 0.32, 0.32, 0.32, 12)  # (z, y) in the side plane
+        canvas.fill(camera.project(x, tyre[:, 1], tyre[:, 0]), _TYRE, CAR, instance_id)
+        hub = _ellipse(z, 0.32, 0.17, 0.17, 8)
+        canvas.paint(camera.project(x, hub[:, 1], hub[:, 0]), (110, 110, 115))
+
+
+def _paint_near_face(scene, car):
+    """The rear (or the front, facing_us) at depth z_near: tyres below the body, the body, the cabin with its
+    rear window or windscreen, bumper, lamps and licence plate (labelled car, like Cityscapes)."""
+    camera, canvas, instance_id = scene.camera, scene.canvas, car.instance_id
+    x0, x1, z, sill, belt = car.x_left, car.x_right, car.z_near, car.sill, car.belt
+    canvas.fill(camera.project([x0 + 0.1, x0 + 0.4, x0 + 0.4, x0 + 0.1], [0, 0, 0.4, 0.4], z + 0.3), _TYRE, CAR,
+                instance_id)
+    canvas.fill(camera.project([x1 - 0.4, x1 - 0.1, x1 - 0.1, x1 - 0.4], [0, 0, 0.4, 0.4], z + 0.3), _TYRE, CAR,
+                instance_id)
+    canvas.fill(camera.project([x0, x1, x1, x0], [sill, sill, belt, belt], z), car.body, CAR, instance_id)
+    roof_z = z + (0.7 if not car.facing_us else 1.2)  # the windscreen slopes more than the rear window
+    cabin = np.concatenate([camera.project([x1 - 0.05, x0 + 0.05], belt, z + 0.1),
+                            camera.project([x0 + 0.22, x1 - 0.22], car.roof, roof_z)])
+    canvas.fill(cabin, car.body, CAR, instance_id)
+    canvas.paint(_scale_about_centre(cabin, np.array([0.85, 0.75])), car.glass)
+    canvas.paint(camera.project([x0, x1, x1, x0], [sill, sill, sill + 0.15, sill + 0.15], z - 0.01), (30, 30, 32))
+    lamp = (250, 245, 225) if car.facing_us else (200, 30, 30)
+    for left in (x0 + 0.08, x1 - 0.33):
+        canvas.paint(camera.project([left, left + 0.25, left + 0.25, left],
+                                    [belt - 0.22, belt - 0.22, belt - 0.06, belt - 0.06], z - 0.01), lamp)
+    xc = car.x_centre
+    canvas.paint(camera.project([xc - 0.26, xc + 0.26, xc + 0.26, xc - 0.26],
+                                [sill + 0.17, sill + 0.17, sill + 0.29, sill + 0.29], z - 0.01), (225, 225, 220))
+
+
+# ---- people and bicycles --------------------------------------------------------------------------------------
+
+def _person_colours(rng):
+    """(skin, shirt, trousers, hair) RGB."""
+    return (_jittered(rng, _pick(rng, _SKIN), 8), _jittered(rng, _pick(rng, _CLOTHES), 14),
+            _jittered(rng, _pick(rng, _CLOTHES), 10), _jittered(rng, (40, 30, 25), 10))
+
+
+def _paint_person(scene, x, z, instance_id=None):
+    """An adult or (10%) a child, standing or mid-stride: legs, torso, arms, neck, head and hair, each part a
+    fraction of the height."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    height = rng.uniform(1.55, 1.92) if rng.random() < 0.9 else rng.uniform(1.0, 1.4)
+    instance_id = instance_id or canvas.new_instance(PERSON)
+    stride = rng.uniform(-0.14, 0.14) * height
+    skin, shirt, trousers, hair = _person_colours(rng)
+    hip, shoulder = 0.52 * height, 0.82 * height
+
+    def fill(local, colour):
+        canvas.fill(camera.billboard(x, z, local), colour, PERSON, instance_id)
+
+    for sign in (-1, 1):  # legs
+        fill(_segment_quad((sign * 0.05 * height, hip), (sign * stride, 0.0), 0.085 * height, 0.06 * height), trousers)
+    fill(np.array([(-0.11 * height, hip - 0.03 * height), (0.11 * height, hip - 0.03 * height),
+                   (0.13 * height, shoulder), (-0.13 * height, shoulder)]), shirt)
+    swing = rng.uniform(-0.05, 0.05) * height
+    for sign in (-1, 1):  # arms
+        fill(_segment_quad((sign * 0.13 * height, shoulder - 0.02 * height),
+                           (sign * 0.15 * height + swing * sign, 0.47 * height), 0.055 * height, 0.045 * height), shirt)
+    fill(_segment_quad((0, shoulder - 0.01 * height), (0, shoulder + 0.04 * height), 0.05 * height), skin)  # neck
+    fill(_ellipse(0, 0.925 * height, 0.06 * height, 0.075 * height, 12), skin)
+    canvas.paint(camera.billboard(x, z, _ellipse(0, 0.955 * height, 0.062 * height, 0.048 * height, 10)), hair)
+
+
+def _paint_bicycle(scene, x, z, heading, instance_id, frame_colour):
+    """A bicycle from the side, heading +1 (right) or -1 (left): tyres, frame tubes and saddle."""
+    camera, canvas = scene.camera, scene.canvas
+    wheel_radius = 0.34  # metres: the hubs' height in _BICYCLE_JOINTS
+    px_per_m_x, px_per_m_y = camera.fx / z, camera.fy / z
+    for hub in ("rear hub", "front hub"):
+        centre = camera.billboard(x, z, (_BICYCLE_JOINTS[hub][0] * heading, wheel_radius))
+        canvas.ring(centre[0], centre[1], wheel_radius * px_per_m_x, wheel_radius * px_per_m_y, (25, 25, 27),
+                    max(1.0, 0.06 * px_per_m_x), BICYCLE, instance_id)
+    for start, end in _BICYCLE_TUBES:
+        p0, p1 = np.array(_BICYCLE_JOINTS[start]) * (heading, 1), np.array(_BICYCLE_JOINTS[end]) * (heading, 1)
+        canvas.fill(camera.billboard(x, z, _segment_quad(p0, p1, 0.045)), frame_colour, BICYCLE, instance_id)
+    saddle = _segment_quad((-0.25 * heading, 0.9), (-0.08 * heading, 0.9), 0.06)
+    canvas.fill(camera.billboard(x, z, saddle), (20, 20, 20), BICYCLE, instance_id)
+
+
+def _paint_rider(scene, x, z, rider_id=None, bicycle_id=None):
+    """A cyclist: a bicycle (class bicycle) and its rider (class rider) pedalling, legs half a turn apart."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    heading = 1 if rng.random() < 0.5 else -1
+    bicycle_id = bicycle_id or canvas.new_instance(BICYCLE)
+    rider_id = rider_id or canvas.new_instance(RIDER)
+    frame_colour = _jittered(rng, _pick(rng, _CAR_COLOURS), 12)
+    skin, shirt, trousers, hair = _person_colours(rng)
+    height = rng.uniform(1.6, 1.9)
+    crank = rng.uniform(0, 2 * np.pi)  # the pedals' angle
+    _paint_bicycle(scene, x, z, heading, bicycle_id, frame_colour)
+
+    def fill(local, colour):
+        canvas.fill(camera.billboard(x, z, local), colour, RIDER, rider_id)
+
+    hip, shoulder = np.array([-0.16 * heading, 0.95]), np.array([0.12 * heading, 0.95 + 0.3 * height])
+    for k, side in enumerate((-1, 1)):
+        pedal = np.array([0.17 * np.cos(crank + k * np.pi) * heading, 0.3 + 0.17 * np.sin(crank + k * np.pi)])
+        knee = hip + np.array([0.3 * heading, -0.1 + 0.12 * side * np.sin(crank)])
+        fill(_segment_quad(hip, knee, 0.14, 0.11), trousers)
+        fill(_segment_quad(knee, pedal, 0.11, 0.09), trousers)
+    fill(_segment_quad(hip, shoulder, 0.26, 0.3), shirt)
+    fill(_segment_quad(shoulder, np.array([0.38 * heading, 1.02]), 0.09, 0.07), shirt)  # arm to the handlebar
+    head = shoulder + np.array([0.07 * heading, 0.2])
+    fill(_ellipse(head[0], head[1], 0.11, 0.13, 12), skin)
+    helmet = _jittered(rng, _pick(rng, _CLOTHES), 10) if rng.random() < 0.5 else hair
+    canvas.paint(camera.billboard(x, z, _ellipse(head[0], head[1] + 0.05, 0.12, 0.08, 10)), helmet)
+
+
+def _paint_parked_bicycle(scene, x, z):
+    rng = scene.rng
+    _paint_bicycle(scene, x, z, 1 if rng.random() < 0.5 else -1, scene.canvas.new_instance(BICYCLE),
+                   _jittered(rng, _pick(rng, _CAR_COLOURS), 12))
+
+
+# ---- placing things ---------------------------------------------------------------------------------------------
+
+def _place_guaranteed(scene):
+    """One car, person, traffic sign and cyclist in every scene, placed in view above the ego vehicle's bonnet, so
+    that every split holds the report's rare classes.
+
+    Returns {labelId: _Placed} and the (X, Z) of the car and of the cyclist, which other traffic keeps clear of.
+    """
+    rng, camera, canvas, street = scene.rng, scene.camera, scene.canvas, scene.street
+    free = [side for side in street.sides if not side.parking] or list(street.sides)  # no parked car hides them
+    side = free[int(rng.integers(len(free)))]
+    z_car, z_sign = rng.uniform(12, 30, size=2)
+    z_person, z_cyclist = rng.uniform(11, 22, size=2)
+    x_car = street.lane_centre(int(rng.integers(street.n_lanes)))
+    x_person = side.kerb + side.sign * rng.uniform(0.6, 1.5)
+    x_sign = side.kerb + side.sign * 0.5
+    x_cyclist = street.cyclist_x(rng)
+    z_car, z_person, z_sign, z_cyclist = (
+        camera.nearest_visible_depth(x_car, z_car), camera.nearest_visible_depth(x_person, z_person),
+        camera.nearest_visible_depth(x_sign, z_sign), camera.nearest_visible_depth(x_cyclist, z_cyclist))
+    if abs(x_car - x_cyclist) < 2.5 and abs(z_car - z_cyclist) < 7:
+        z_car = z_cyclist + 7.0  # the car drives ahead of the cyclist
+    guaranteed = {
+        CAR: _Placed(z_car, partial(_paint_car, scene, x_car, z_car, street.oncoming(x_car),
+                                    canvas.new_instance(CAR))),
+        PERSON: _Placed(z_person, partial(_paint_person, scene, x_person, z_person, canvas.new_instance(PERSON))),
+        SIGN: _Placed(z_sign, partial(_paint_pole, scene, x_sign, z_sign, side.sign, rng.uniform(2.8, 3.6),
+                                      sign_at=rng.uniform(2.0, 2.6))),
+        RIDER: _Placed(z_cyclist, partial(_paint_rider, scene, x_cyclist, z_cyclist, canvas.new_instance(RIDER),
+                                          canvas.new_instance(BICYCLE))),
+    }
+    return guaranteed, (x_car, z_car), (x_cyclist, z_cyclist)
+
+
+def _place_roadside(scene, side):
+    """Along one side: trees, poles, pedestrians, maybe a parked bicycle, parked cars in a parking strip."""
+    rng = scene.rng
+    placed = []
+    if side.green or rng.random() < 0.55:  # trees on the sidewalk or the green strip, denser in a park
+        x = (side.walk_outer + side.facade) / 2 if side.strip > 1.5 else side.walk_outer - side.sign * 0.8
+        for z in np.arange(rng.uniform(3, 12), 120, rng.uniform(7, 16) if not side.green else rng.uniform(4, 9)):
+            if rng.random() < 0.85:
+                placed.append(_Placed(z, partial(_paint_tree, scene, x + rng.uniform(-0.4, 0.4), z)))
+    for z in np.arange(rng.uniform(4, 20), 120, rng.uniform(14, 35)):  # poles at the kerb, some with a sign
+        kind = rng.random()
+        sign_at = rng.uniform(2.0, 3.0) if rng.random() < 0.35 else None
+        x = side.kerb + side.sign * 0.5
+        if kind < 0.2:  # traffic light on an arm over the road
+            pole = partial(_paint_pole, scene, x, z, side.sign, rng.uniform(5.5, 7), light=True,
+                           arm=rng.uniform(1.5, 4.5), sign_at=sign_at)
+        elif kind < 0.4:  # traffic light on top
+            pole = partial(_paint_pole, scene, x, z, side.sign, rng.uniform(2.8, 3.8), light=True, sign_at=sign_at)
+        else:  # street light (its lamp is not drawn)
+            pole = partial(_paint_pole, scene, x, z, side.sign, rng.uniform(6, 9), arm=rng.uniform(0.5, 1.8),
+                           sign_at=sign_at)
+        placed.append(_Placed(z, pole))
+    for _ in range(int(rng.choice([0, 0, 1, 1, 2, 3, 5]))):  # pedestrians on the sidewalk
+        z = rng.uniform(6, 70)
+        x = rng.uniform(min(side.kerb, side.walk_outer), max(side.kerb, side.walk_outer))
+        placed.append(_Placed(z, partial(_paint_person, scene, x, z)))
+    if rng.random() < 0.25:
+        z = rng.uniform(6, 50)
+        placed.append(_Placed(z, partial(_paint_parked_bicycle, scene, side.walk_outer - side.sign * 0.5, z)))
+    if side.parking:  # parked cars, rear towards the camera
+        z = rng.uniform(3, 10)
+        while z < 90:
+            if rng.random() < 0.55:
+                x = side.kerb - side.sign * rng.uniform(1.05, 1.25)
+                placed.append(_Placed(z, partial(_paint_car, scene, x, z, False)))
+            z += rng.uniform(5.2, 12.0)
+    return placed
+
+
+def _place_traffic(scene, car, cyclist, zebra):
+    """Moving cars in the lanes (oncoming in the left lanes of a two-way road), more cyclists, and people on the
+    zebra crossing (zebra: its (near, far) depths, or None)."""
+    rng, street = scene.rng, scene.street
+    placed = []
+    taken = [car]  # (X, Z) of the cars so far
+    x_cyclist, z_cyclist = cyclist
+    for _ in range(int(rng.integers(1, 9))):
+        x = street.lane_centre(int(rng.integers(street.n_lanes))) + rng.uniform(-0.3, 0.3)
+        z = rng.uniform(5 if abs(x) > 2 else 9, 90)
+        if any(abs(x - a) < 2.2 and abs(z - b) < 7 for a, b in taken):
+            continue
+        if abs(x - x_cyclist) < 2.2 and z < z_cyclist + 4:  # keep the guaranteed cyclist in sight
+            continue
+        taken.append((x, z))
+        placed.append(_Placed(z, partial(_paint_car, scene, x, z, street.oncoming(x))))
+    for _ in range(int(rng.choice([0, 0, 0, 1, 1, 2]))):
+        z = rng.uniform(10, 60)
+        placed.append(_Placed(z, partial(_paint_rider, scene, street.cyclist_x(rng), z)))
+    if zebra and rng.random() < 0.7:
+        for _ in range(int(rng.integers(1, 4))):
+            z = rng.uniform(*zebra)
+            placed.append(_Placed(z, partial(_paint_person, scene, rng.uniform(*street.road), z)))
+    return placed
+
+
+def _repaint_hidden(scene, guaranteed):
+    """Paint a guaranteed object again, on top, if nearer objects hid (nearly) all of its class."""
+    counts = np.bincount(scene.canvas.label_ids().ravel(), minlength=256)
+    min_pixels = max(4, int(20 * scene.camera.height * scene.camera.width / (256 * 512)))
+    for label, thing in guaranteed.items():
+        classes = (label, BICYCLE) if label == RIDER else (label,)
+        if any(counts[c] < min_pixels for c in classes):
+            thing.paint()
+
+
+# ---- ego vehicle, border, photograph -------------------------------------------------------------------------
+
+def _paint_ego_vehicle(scene):
+    """The bonnet of the camera's own car (92% of frames): a parabola across the bottom, an ornament and a
+    reflection band."""
+    rng, camera, canvas = scene.rng, scene.camera, scene.canvas
+    if rng.random() >= 0.92:
+        return
+    height, width = camera.height, camera.width
+    top, droop = height * rng.uniform(0.82, 0.9), height * rng.uniform(0.04, 0.1)  # pixels
+    xs = np.linspace(0, width, 33)
+    x_top = width * rng.uniform(0.45, 0.55)
+    edge = top + droop * ((xs - x_top) / (width / 2)) ** 2  # (33,) y of the bonnet's edge
+    canvas.fill(np.concatenate([np.stack([xs, edge], -1), [(width, height), (0, height)]]),
+                _jittered(rng, (38, 40, 46), 8), EGO)
+    ornament = _ellipse(x_top, top + height * 0.015, 4 * camera.pixel_scale, 2 * camera.pixel_scale, 8)
+    canvas.paint(ornament, (150, 150, 155))
+    band = [np.stack([xs, edge + height * 0.01], -1), np.stack([xs[::-1], edge[::-1] + height * 0.03], -1)]
+    canvas.paint(np.concatenate(band), _jittered(rng, (70, 74, 84), 6))
+
+
+def _paint_border(scene):
+    """Rectification artefacts: a dark strip along the bottom (out of roi) and black wedges at the left and right
+    edges (rectification border)."""
+    rng, canvas = scene.rng, scene.canvas
+    height, width = scene.camera.height, scene.camera.width
+    if rng.random() < 0.8:
+        strip = height * rng.uniform(0.005, 0.02)
+        canvas.fill([(0, height - strip), (width, height - strip), (width, height), (0, height)], (12, 12, 14),
+                    OUT_OF_ROI)
+    for left in (True, False):
+        if rng.random() < 0.7:
+            top, bottom = width * rng.uniform(0, 0.008), width * rng.uniform(0.002, 0.012)  # the wedge's widths
+            if left:
+                wedge = [(0, 0), (top, 0), (bottom, height), (0, height)]
+            else:
+                wedge = [(width, 0), (width - top, 0), (width - bottom, height), (width, height)]
+            canvas.fill(wedge, (0, 0, 0), BORDER)
+
+
+def _photograph(scene):
+    """The painted scene as the camera records it; the labels stay sharp.
+
+    Returns image uint8 (H, W, 3), label_ids uint8 (H, W) and instance_ids uint16 (H, W).
+    """
+    rng, camera = scene.rng, scene.camera
+    label_ids = scene.canvas.label_ids()
+    lit = _light_and_texture(scene, label_ids)
+    lens = Image.fromarray(lit.astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.45 * camera.pixel_scale))
+    image = rng.standard_normal((camera.height, camera.width, 3), dtype=np.float32)
+    image *= np.float32(rng.uniform(2.0, 7.0))  # sensor noise
+    image += np.asarray(lens)
+    image = np.clip(image, 0, 255, out=image).astype(np.uint8)
+    instances = np.asarray(scene.canvas.instances)
+    instance_ids = np.where(instances > 0, instances, label_ids).astype(np.uint16)
+    return image, label_ids.copy(), instance_ids
+
+
+def _light_and_texture(scene, label_ids):
+    """Texture with a per-class amplitude (coarse blotches and fine grain), then lighting: overall brightness, a
+    colour tint, a soft vertical falloff. Returns float32 (H, W, 3) clipped to 0..255."""
+    rng, camera = scene.rng, scene.camera
+    height, width = camera.height, camera.width
+    coarse = _smooth_noise(rng, height, width, 14 * camera.pixel_scale)  # (H, W)
+    fine = _smooth_noise(rng, height, width, 2.5 * camera.pixel_scale)
+    texture = 1.0 + _COARSE_TEXTURE[label_ids] * coarse + _FINE_TEXTURE[label_ids] * fine  # (H, W)
+    gain = (rng.uniform(0.65, 1.25) * rng.normal(1.0, 0.05, 3)).astype(np.float32)  # (3,)
+    falloff = 1.0 - rng.uniform(0, 0.2) * np.arange(height, dtype=np.float32) / height  # (H,)
+    offset = np.float32(rng.uniform(-8, 12))
+    image = np.asarray(scene.canvas.photo, dtype=np.float32) * (texture * falloff[:, None])[..., None]
+    image *= gain
+    foliage = label_ids == VEGETATION  # its hue varies between yellow-green and blue-green
+    image[..., 0] *= 1.0 + (0.15 * coarse) * foliage
+    image += offset
+    return np.clip(image, 0, 255, out=image)
+
+
+def _smooth_noise(rng, height, width, cell):
+    """Gaussian noise on a grid of cell-pixel squares, bicubically upsampled: float32 (H, W)."""
+    grid_h, grid_w = int(np.ceil(height / cell)) + 2, int(np.ceil(width / cell)) + 2
+    grid = rng.standard_normal((grid_h, grid_w), dtype=np.float32)
+    return np.asarray(Image.fromarray(grid, "F").resize((width, height), Image.BICUBIC), dtype=np.float32)
 
 
 def _polygons_json(instance_ids, height, width):
@@ -759,7 +1037,6 @@ def _write_one(task):
     Image.fromarray(_COLOUR_LUT[label_ids], "RGBA").save(gt_dir / f"{stem}_gtFine_color.png", compress_level=1)
     with open(gt_dir / f"{stem}_gtFine_polygons.json", "w") as f:
         json.dump(_polygons_json(instance_ids, height, width), f)
-    return np.bincount(label_ids.ravel(), minlength=34)
 
 
 def _tasks(root, config):
@@ -859,15 +1136,13 @@ def generate(root, config=None, workers=2, progress=True) -> Path:
             Path(root, sub, t[1], t[4]).mkdir(parents=True, exist_ok=True)
     # disable is only passed to switch the bar off, so that TQDM_DISABLE=1 keeps working otherwise
     bar = tqdm(total=len(tasks), desc="synthetic Cityscapes", unit="img", **({} if progress else {"disable": True}))
-    counts = np.zeros(34, np.int64)
     if workers and workers > 1 and len(tasks) > 1:
         with get_context().Pool(min(workers, len(tasks))) as pool:
-            for c in pool.imap_unordered(_write_one, tasks, chunksize=4):
-                counts += c
+            for _ in pool.imap_unordered(_write_one, tasks, chunksize=4):
                 bar.update()
     else:
-        for t in tasks:
-            counts += _write_one(t)
+        for task in tasks:
+            _write_one(task)
             bar.update()
     bar.close()
     (root / STAMP_NAME).write_text(json.dumps(_stamp(config), indent=2) + "\n")
