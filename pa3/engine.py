@@ -71,7 +71,7 @@ def prepare_model(model, config, device):
 
 
 # ----------------------------------------------------------------------------------------------------
-# RNG state (saved in checkpoints as tensors, lists and numbers so that weights_only loading accepts it)
+# Training
 
 
 def _make_scheduler(optimizer, config, steps_per_epoch):

@@ -7,8 +7,10 @@ FileNotFoundError in the same shape. Derived data (resized caches, class frequen
 is not refused but rebuilt, by ``pa3.cache``, ``pa3.data`` and ``pa3.synthetic``. docs/files.md lists every
 file pa3 reads.
 
-Every file pa3 writes (run folders, checkpoints, caches) is written by ``write_atomically``: a reader (or a
-resumed run) sees the old file or the new one, never half of one.
+The files that later runs read back (a run folder's checkpoints and JSON/CSV files, cache manifests, class
+frequencies) are written by ``write_atomically``: a reader (or a resumed run) sees the old file or the new
+one, never half of one. (A cache's arrays are renamed into place the same way before its manifest is
+written; generated data, figures and prediction PNGs are rewritten whole by the command that makes them.)
 """
 import csv
 import json

@@ -7,7 +7,7 @@ name               display      what
 =================  ===========  ==========================================================
 ``fcn``            Baseline     Table 1: 5 strided convs + 5 transposed convs + 1x1 clf
 ``unet``           UNet         Table 2: modified U-Net (bilinear upsampling decoder)
-``resnet50_deconv`` ResNet50    Table 3: ResNet-50 trunk + 5 transposed convs + 1x1 clf
+``resnet50_deconv`` Resnet50    Table 3: ResNet-50 trunk + 5 transposed convs + 1x1 clf
 ``deeplabv3``      Deeplab      torchvision's DeepLabv3 (ResNet-101 backbone by default)
 ``resnet101_aspp`` Ours         ResNet-101 (output stride 8) + the ASPP block of Table 4
 ``unet_aspp``      UNet+ASPP    Table 2 U-Net, deconv4 and classifier -> two Table 4 ASPPs
@@ -176,12 +176,6 @@ def _bottlenecks(resnet):
 
 
 # ----------------------------------------------------------------------------- pretrained weights
-def _no_pretrained(name, pretrained):
-    if pretrained:
-        raise ValueError(f"{name} has no pretrained weights (the report trains it from scratch); "
-                         f"use pretrained=False")
-
-
 def _checkpoint_path(weights):
     filename = os.path.basename(urllib.parse.urlparse(weights.url).path)
     return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
@@ -257,9 +251,8 @@ class FCN(SegmentationModel):
     display = "Baseline"
     report_table = "report Table 1 (section 3.1)"
 
-    def __init__(self, num_classes, pretrained=False):
+    def __init__(self, num_classes):
         super().__init__()
-        _no_pretrained(self.name, pretrained)
         enc, dec = (3, 32, 64, 128, 256, 512), (512, 512, 256, 128, 64, 32)
         # rows 1-5: Conv2d(k3, s2, p1) + BN + ReLU, each halves H and W
         self.encoder = nn.Sequential(*(conv_bn_relu(a, b, 3, stride=2, padding=1) for a, b in zip(enc, enc[1:])))
@@ -290,9 +283,8 @@ class UNet(SegmentationModel):
     display = "UNet"
     report_table = "report Table 2 (section 3.2)"
 
-    def __init__(self, num_classes, pretrained=False):
+    def __init__(self, num_classes):
         super().__init__()
-        _no_pretrained(self.name, pretrained)
         self.block1 = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(inplace=True), *conv_bn_relu(64, 64))
         self.block2 = self._down(64, 128)
         self.block3 = self._down(128, 256)
@@ -356,8 +348,8 @@ class UNetASPP(UNet):
     report_table = "report Tables 2 + 4 (section 3.4)"
     min_train_batch = 2
 
-    def __init__(self, num_classes, pretrained=False, dropout=0.0):
-        super().__init__(num_classes, pretrained)
+    def __init__(self, num_classes, dropout=0.0):
+        super().__init__(num_classes)
         self.deconv4 = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
                                      ASPP(128, 64, dropout=dropout))  # (N, 128, H/2, W/2) -> (N, 64, H, W)
         self.classifier = ASPP(64, num_classes, dropout=dropout, activation=False)  # -> (N, num_classes, H, W)
@@ -499,7 +491,13 @@ def build_model(name, num_classes, pretrained=False, **kwargs):
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](num_classes, pretrained=pretrained, **kwargs)
+    model_class = MODELS[name]
+    if not model_class.pretrainable:
+        if pretrained:
+            raise ValueError(f"{name} has no pretrained weights (the report trains it from scratch); "
+                             f"use pretrained=False")
+        return model_class(num_classes, **kwargs)
+    return model_class(num_classes, pretrained=pretrained, **kwargs)
 
 
 def count_parameters(model):
