@@ -39,6 +39,42 @@ def default_cache_dir():
     return Path.home() / ".cache" / "pa3"
 
 
+def _relative(path, root):
+    try:
+        return str(Path(path).relative_to(root)) if root is not None else str(path)
+    except ValueError:
+        return str(path)
+
+
+def cache_key(root, pairs, split, size, label_space, label_file):
+    """The cache folder's name: the parameters and a digest of the root and the (image, label) listing."""
+    size_name = "full" if size is None else f"{size[0]}x{size[1]}"
+    # keyed by the folder, not by how its path was spelled (relative, absolute, through a link)
+    resolved = None if root is None else Path(root).resolve()
+    listing = "\n".join(f"{_relative(i, root)}\t{_relative(l, root)}" for i, l in pairs)
+    digest = hashlib.sha1(f"{CACHE_VERSION}\n{resolved}\n{listing}".encode()).hexdigest()[:12]
+    return f"{split}-{size_name}-{label_space}-{label_file}-{digest}"
+
+
+def manifest(root, pairs, split, size, label_space, label_file):
+    """Parameters and (name, bytes, mtime) of every source file: any change invalidates the cache."""
+    sources = []
+    for pair in pairs:
+        for p in pair:
+            st = os.stat(p)
+            sources.append([_relative(p, root), st.st_size, st.st_mtime_ns])
+    return {
+        "version": CACHE_VERSION,
+        "root": None if root is None else str(Path(root).resolve()),
+        "split": split,
+        "size": list(size),
+        "label_space": label_space,
+        "label_file": label_file,
+        "shape": [len(pairs), *size],
+        "sources": sources,
+    }
+
+
 class ResizedCache:
     """The cache of one dataset (``manifest``: its parameters and sources) at one size, in ``folder``."""
 

@@ -11,7 +11,6 @@ Images and labels are paired by their ``<city>_<seq>_<frame>`` stem, never by so
 cache (``data/cache/<key>/``) that later runs memory-map.
 """
 import csv
-import hashlib
 import os
 import random
 import re
@@ -24,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pa3 import short_path
-from pa3.cache import CACHE_VERSION, CacheError, ResizedCache, default_cache_dir
+from pa3.cache import CacheError, ResizedCache, cache_key, default_cache_dir, manifest
 from pa3.files import BadFileError, read_json, remove, unreadable, write_json
 from pa3.labels import IGNORE_INDEX, check_space, class_names, decode_lut, encode_lut, num_classes
 from pa3.transforms import EvalPreset
@@ -87,9 +86,9 @@ def first_few(paths, n=_SHOW):
 
 
 def label_values_problem(values, label_file):
-    """What is wrong with the values a label PNG holds (sorted, distinct), as (PROBLEMS kind, the offending
-    values), or None: a labelIds PNG holds ids 0..33; 255 with nothing above 18 is a trainId PNG; a
-    labelTrainIds PNG holds 0..18 and 255."""
+    """What is wrong with the values a label PNG holds (sorted, distinct): ("trainid_label" or
+    "outside_table", the offending values), or None. A labelIds PNG holds ids 0..33 (255 with nothing
+    above 18 is a trainId PNG); a labelTrainIds PNG holds 0..18 and 255."""
     values = [int(v) for v in values]
     if label_file == "labelIds":
         if not values or values[-1] <= _MAX_LABEL_ID:
@@ -308,10 +307,11 @@ class CityscapesSegmentation(Dataset):
         if cache and self.size is None:
             raise ValueError("cache=True needs a size; full-resolution caches would be huge")
         self.cached = bool(cache)
-        self.cache_path = Path(cache_dir or default_cache_dir()) / self._cache_key()
+        parameters = {"split": split, "size": self.size, "label_space": label_space, "label_file": label_file}
+        self.cache_path = Path(cache_dir or default_cache_dir()) / cache_key(self.root, self.pairs, **parameters)
         self.cache = None
         if self.cached:
-            self.cache = ResizedCache(self.cache_path, self._manifest())
+            self.cache = ResizedCache(self.cache_path, manifest(self.root, self.pairs, **parameters))
             self.cache.ensure(self._decode, desc=f"caching {split} at {self.size[0]}x{self.size[1]}")
 
     @property
@@ -390,38 +390,6 @@ class CityscapesSegmentation(Dataset):
         raise DatasetError(f"label {label_path} holds values outside trainIds 0..18/255: {values[:6]}. "
                            f"Restore or re-create it with cityscapesscripts' csCreateTrainIdLabelImgs.")
 
-    # -- cache ---------------------------------------------------------------------------------
-    def _cache_key(self):
-        size = "full" if self.size is None else f"{self.size[0]}x{self.size[1]}"
-        # keyed by the folder, not by how its path was spelled (relative, absolute, through a link)
-        root = None if self.root is None else self.root.resolve()
-        listing = "\n".join(f"{self._rel(i)}\t{self._rel(l)}" for i, l in self.pairs)
-        digest = hashlib.sha1(f"{CACHE_VERSION}\n{root}\n{listing}".encode()).hexdigest()[:12]
-        return f"{self.split}-{size}-{self.label_space}-{self.label_file}-{digest}"
-
-    def _rel(self, path):
-        try:
-            return str(Path(path).relative_to(self.root)) if self.root is not None else str(path)
-        except ValueError:
-            return str(path)
-
-    def _manifest(self):
-        """Parameters and (name, bytes, mtime) of every source file: any change invalidates the cache."""
-        sources = []
-        for pair in self.pairs:
-            for p in pair:
-                st = os.stat(p)
-                sources.append([self._rel(p), st.st_size, st.st_mtime_ns])
-        return {
-            "version": CACHE_VERSION,
-            "root": None if self.root is None else str(self.root.resolve()),
-            "split": self.split,
-            "size": list(self.size),
-            "label_space": self.label_space,
-            "label_file": self.label_file,
-            "shape": [len(self.pairs), *self.size],
-            "sources": sources,
-        }
 
 def class_frequencies(root=None, split="train", label_space="trainId", size=(256, 512), label_file="labelIds",
                       cache_dir=None):

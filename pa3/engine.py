@@ -179,7 +179,6 @@ def _miou_key(row):
     return row["miou"] if math.isfinite(row["miou"]) else -1.0
 
 
-
 class _StopRequest:
     """Why training should stop before its last epoch: the time budget ran out, or a signal came (``reason``)."""
 
@@ -277,7 +276,7 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
                     print(f"early stopping: no better val mIoU for {config.early_stopping} epochs")
                 break
             started = time.monotonic()
-            rng.seed_epoch(config.seed, progress.epoch, train_loader)
+            rng.seed_for_epoch(config.seed, progress.epoch, train_loader)
             try:
                 result = train_one_epoch(
                     model, criterion, optimizer, train_loader, device, progress.epoch + 1, scheduler=scheduler,
@@ -347,6 +346,8 @@ def _start_run_folder(run_dir, config, start_over):
     if start_over:  # nothing of an earlier run may mix with this one
         for name in RUN_FILES:
             remove(run_dir / name)
+    for tmp in run_dir.glob("*.tmp[0-9]*"):  # left by a process killed while writing (files.write_atomically)
+        remove(tmp)
     write_json(run_dir / "config.json", config.to_dict())
 
 
@@ -387,7 +388,6 @@ def metrics_summary(metrics):
         "category_iou": metrics["category_iou"], "category_miou": metrics["category_miou"],
         "confusion": metrics["confusion"],
     }
-
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ def make_config(name, profile):
         loss=exp.loss, augment=exp.augment, num_workers=profile.num_workers, lr_schedule=profile.lr_schedule,
         seed=profile.seed,
         pretrained=profile.pretrained and MODELS[exp.model].pretrainable,
-        data_root=str(profile.data_root),
+        data_root=None if profile.data_root is None else str(profile.data_root),  # None: the default data
     )
     if exp.loss == "weighted_ce":  # in the config, so that a finished run is found by its weights too
         config.class_weights = class_weights_for(config)

@@ -24,7 +24,7 @@ official-format prediction PNGs.
 import numpy as np
 import torch
 
-from pa3 import labels
+from pa3 import distributed, labels
 
 
 class ConfusionMatrix:
@@ -65,10 +65,9 @@ class ConfusionMatrix:
         self.mat.zero_()
 
     def reduce_from_all_processes(self):
-        """Sum ``.mat`` over processes when torch.distributed is available and initialised."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.barrier()
-            torch.distributed.all_reduce(self.mat)
+        """Sum ``.mat`` over processes under torchrun (a no-op in one process)."""
+        distributed.barrier()
+        distributed.all_reduce_sum(self.mat)
 
     def compute(self, class_names=None, category_index=None):
         """Metrics dict of :func:`metrics_from_confusion` for the counts so far."""

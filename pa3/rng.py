@@ -22,6 +22,7 @@ def seed_everything(seed):
 
 
 def epoch_seed(seed, epoch):
+    """The seed of epoch ``epoch`` of a run seeded with ``seed`` (before the per-rank offset)."""
     return seed * 100_003 + epoch  # distinct for every (seed, epoch) pair in practice
 
 
@@ -34,17 +35,17 @@ def _loader_generators(loader):
     return unique
 
 
-def seed_epoch(seed, epoch, loader):
+def seed_for_epoch(seed, epoch, loader):
     """Make the epoch's shuffle order, augmentations and dropout a function of (seed, epoch, rank) only.
 
     Under torchrun every rank draws its own augmentations and dropout (an offset per rank; rank 0 and a
     single process get the same seeds); the DistributedSampler's shuffle depends on (its seed, epoch) alone,
     so the ranks still split one permutation of the data between them.
     """
-    seed = epoch_seed(seed, epoch) + 1_000_003 * distributed.rank()
-    seed_everything(seed)
+    rank_seed = epoch_seed(seed, epoch) + 1_000_003 * distributed.rank()
+    seed_everything(rank_seed)
     for generator in _loader_generators(loader):
-        generator.manual_seed(seed)
+        generator.manual_seed(rank_seed)
     if hasattr(loader.sampler, "set_epoch"):  # DistributedSampler
         loader.sampler.set_epoch(epoch)
 

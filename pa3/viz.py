@@ -376,7 +376,7 @@ def confusion_heatmap(mat, class_names, normalize="true", save=None):
     return _save(fig, save)
 
 
-def results_table(metrics_by_model, classes=REPORT_CLASSES):
+def results_table(metrics_by_model, *, classes=REPORT_CLASSES):
     """Tables 5 and 6 in one DataFrame: per-class IoU, mIoU and pixel accuracy in percent (1 decimal).
 
     Args:

@@ -91,6 +91,14 @@ def test_fit_writes_run_folder(tiny, tmp_path):
     assert checkpoint["model_name"] == "tiny" and checkpoint["global_step"] == 8
 
 
+def test_a_killed_write_leaves_no_temporary_behind(tiny, tmp_path):
+    """A process killed inside files.write_atomically leaves <name>.tmp<pid>; the next fit removes it."""
+    (tmp_path / "last.pt.tmp4242").write_bytes(b"half a checkpoint")
+    train, val = tiny["tiny_loaders"]()
+    fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=1), tmp_path, criterion=ce(), num_classes=3)
+    assert not list(tmp_path.glob("*.tmp*")) and (tmp_path / "last.pt").is_file()
+
+
 def test_resume_continues_history(tiny, tmp_path):
     train, val = tiny["tiny_loaders"]()
     fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](epochs=2), tmp_path, criterion=ce(), num_classes=3)
@@ -340,7 +348,7 @@ def test_every_rank_draws_its_own_augmentation(tiny, monkeypatch):
     draws = {}
     for rank in (0, 1, 0):
         monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
-        rng.seed_epoch(0, 3, train)
+        rng.seed_for_epoch(0, 3, train)
         draws.setdefault(rank, []).append(torch.rand(4))
     assert torch.equal(draws[0][0], draws[0][1]) and not torch.equal(draws[0][0], draws[1][0])
     rng.seed_everything(rng.epoch_seed(0, 3))
