@@ -6,23 +6,12 @@ import pickle
 
 import numpy as np
 import PIL.Image
-import pytest
 import torch
 
-from helpers import fake_image, fake_label_ids, make_fake_cityscapes, write_frame
+from helpers import fake_image, fake_label_ids, write_frame
 from pa3.data import CityscapesSegmentation
 
 SIZE = (32, 64)  # dataset working size; the fake frames are 64x128
-
-
-@pytest.fixture
-def root(tmp_path):
-    return make_fake_cityscapes(tmp_path / "cs", {"train": 4, "val": 2, "test": 2})
-
-
-@pytest.fixture
-def cache_dir(tmp_path):
-    return tmp_path / "cache"
 
 
 def test_cached_and_uncached_items_are_identical(root, cache_dir):

@@ -10,11 +10,6 @@ from pa3.check import check_dataset
 from pa3.data import DatasetError, find_pairs
 
 
-@pytest.fixture
-def root(tmp_path):
-    return make_fake_cityscapes(tmp_path / "cs", {"train": 4, "val": 2, "test": 2})
-
-
 def test_check_dataset_accepts_a_good_root(root):
     report = check_dataset(root)
     assert report.ok, str(report)

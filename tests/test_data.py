@@ -16,16 +16,6 @@ from pa3.transforms import denormalize
 SIZE = (32, 64)  # dataset working size; the fake frames are 64x128
 
 
-@pytest.fixture
-def root(tmp_path):
-    return make_fake_cityscapes(tmp_path / "cs", {"train": 4, "val": 2, "test": 2})
-
-
-@pytest.fixture
-def cache_dir(tmp_path):
-    return tmp_path / "cache"
-
-
 def first_label(root, split="train"):
     return find_pairs(root, split)[0][1]
 
