@@ -18,8 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import tiny_fit
-from pa3 import checkpoint, distributed, engine, rng
-from pa3.config import check_resumable
+from pa3 import checkpoint, engine
 from pa3.checkpoint import load_checkpoint
 from pa3.config import TrainConfig
 from pa3.engine import evaluate, fit, predict
@@ -42,15 +41,6 @@ def state_equal(a, b):
 
 def ce():
     return nn.CrossEntropyLoss(ignore_index=255)
-
-
-def test_config_round_trip_and_unknown_keys():
-    config = TrainConfig(lr=0.01, class_weights=[1, 2])
-    assert TrainConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match="unknown TrainConfig field.*'lrate'"):
-        TrainConfig.from_dict({"lrate": 0.1})
-    with pytest.raises(ValueError, match="lr_schedule"):
-        TrainConfig(lr_schedule="cosine")
 
 
 def test_overfit_one_batch_lowers_loss(tiny):
@@ -341,20 +331,6 @@ def test_force_restart_clears_the_old_run(tiny, tmp_path):
     assert load_checkpoint(tmp_path / "last.pt")["step_in_epoch"] == 1
 
 
-def test_every_rank_draws_its_own_augmentation(tiny, monkeypatch):
-    """Under torchrun the same (seed, epoch) must not give every rank the same crops and flips; rank 0
-    keeps the single-process seeds (so a 1-process run is unchanged)."""
-    train, _ = tiny["tiny_loaders"]()
-    draws = {}
-    for rank in (0, 1, 0):
-        monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
-        rng.seed_for_epoch(0, 3, train)
-        draws.setdefault(rank, []).append(torch.rand(4))
-    assert torch.equal(draws[0][0], draws[0][1]) and not torch.equal(draws[0][0], draws[1][0])
-    rng.seed_everything(rng.epoch_seed(0, 3))
-    assert torch.equal(torch.rand(4), draws[0][0])
-
-
 def test_overfit_registered_model_on_embedded_scenes(tmp_path):
     """The report's baseline FCN memorises one batch of the synthetic street scenes in 30 Adam steps."""
     from pa3.data import CityscapesSegmentation
@@ -454,11 +430,6 @@ def test_gradient_accumulation_equals_one_big_batch(optimizer_class):
     assert not torch.equal(big["0.weight"], reference.state_dict()["0.weight"])
 
 
-def test_accumulation_steps_must_split_the_batch():
-    with pytest.raises(ValueError, match=r"accumulation_steps=3 does not split batch_size=8.*\[1, 2, 4, 8\]"):
-        TrainConfig(batch_size=8, accumulation_steps=3)
-
-
 def test_accumulation_resume_equals_uninterrupted(tiny, tmp_path):
     """With micro-batches a step is still one batch: scheduler, step counters and mid-epoch resume agree."""
     reference = tiny["run"](tmp_path / "reference", accumulation_steps=2, lr_schedule="poly")
@@ -467,15 +438,6 @@ def test_accumulation_resume_equals_uninterrupted(tiny, tmp_path):
     resumed = tiny["run"](tmp_path / "split", accumulation_steps=2, lr_schedule="poly")
     assert state_equal(reference.state_dict(), resumed.state_dict())
     assert load_checkpoint(tmp_path / "reference" / "last.pt")["global_step"] == 12  # 3 epochs x 4 batches
-
-
-def test_runs_saved_before_new_config_fields_still_resume(tiny, tmp_path):
-    """A run folder written before accumulation_steps/checkpointing existed resumes with their defaults."""
-    config = tiny["tiny_config"]()
-    old = {k: v for k, v in config.to_dict().items() if k not in ("accumulation_steps", "checkpointing")}
-    check_resumable(old, config, tmp_path / "last.pt")
-    with pytest.raises(ValueError, match="accumulation_steps: saved 1, now 2"):
-        check_resumable(old, tiny["tiny_config"](accumulation_steps=2), tmp_path / "last.pt")
 
 
 def test_checkpointing_needs_a_pa3_model(tiny, tmp_path):
