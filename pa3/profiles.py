@@ -87,7 +87,7 @@ PROFILES = {
     # 2 CPU cores: every experiment trains with the same protocol (64x128 frames, batches of 4, Adam with
     # a poly schedule, 10 validations on the whole val split): 200 steps (2.7 passes over the 300 training
     # frames), and 400 for ResNet-50 + deconvolutions, which starts from scratch here and was still rising
-    # after 200. The ResNet-101 models (DeepLabv3, Ours) cost 3-4x as much per step and keep 200 steps, so
+    # after 200. The ResNet-101 models (DeepLabv3, Ours) cost several times as much per step and keep 200 steps, so
     # that all notebooks fit 30 minutes on 2 cores. An "epoch" here is a fixed number of steps. Chosen by
     # measurement: benchmarks/calibration.md has the curves' end points and the spread across machines.
     # One thread: at 64x128 a second thread gains little, and one-thread runs share a busy machine well
