@@ -306,13 +306,16 @@ class CityscapesSegmentation(Dataset):
             raise ValueError(f"cache must be 'auto', True or False, got {cache!r}")
         if cache and self.size is None:
             raise ValueError("cache=True needs a size; full-resolution caches would be huge")
-        self.cached = bool(cache)
         parameters = {"split": split, "size": self.size, "label_space": label_space, "label_file": label_file}
         self.cache_path = Path(cache_dir or default_cache_dir()) / cache_key(self.root, self.pairs, **parameters)
-        self.cache = None
-        if self.cached:
+        self.cache = None  # the ResizedCache, when the items come from one
+        if cache:
             self.cache = ResizedCache(self.cache_path, manifest(self.root, self.pairs, **parameters))
             self.cache.ensure(self._decode, desc=f"caching {split} at {self.size[0]}x{self.size[1]}")
+
+    @property
+    def cached(self):
+        return self.cache is not None
 
     @property
     def fingerprint(self):
@@ -404,7 +407,7 @@ def class_frequencies(root=None, split="train", label_space="trainId", size=(256
     ds = CityscapesSegmentation(root, split, label_space, size, cache=size is not None, label_file=label_file,
                                 cache_dir=cache_dir)
     path = ds.cache_path / "class_frequencies.json"
-    fingerprint = ds.fingerprint if ds.cached else None
+    fingerprint = ds.fingerprint
     if fingerprint is not None:
         counts, problem = _stored_frequencies(path, fingerprint, ds.num_classes)
         if counts is not None:
