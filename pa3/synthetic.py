@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from . import labels, project_dir, short_path
-from .files import BadFileError, read_json, read_text, remove
+from .files import BadFileError, read_json, read_text, remove, write_json
 
 GENERATOR_VERSION = 2  # 2: the sky gradient no longer depends on the CPU's SIMD features
 STAMP_NAME = "pa3_synthetic.json"
@@ -1127,7 +1127,7 @@ def generate(root, config=None, workers=2, progress=True) -> Path:
     remove(root / STAMP_NAME)  # a damaged stamp (even a folder or an unreadable file) is replaced
     # the stamp marks the folder as pa3's from the start; "complete" is only dropped at the end, so an
     # interrupted run never matches ensure_synthetic's check and is regenerated
-    (root / STAMP_NAME).write_text(json.dumps({**_stamp(config), "complete": False}, indent=2) + "\n")
+    write_json(root / STAMP_NAME, {**_stamp(config), "complete": False})
     for sub in ("leftImg8bit", "gtFine"):
         shutil.rmtree(root / sub, ignore_errors=True)
     tasks = _tasks(root, config)
@@ -1145,7 +1145,7 @@ def generate(root, config=None, workers=2, progress=True) -> Path:
             _write_one(task)
             bar.update()
     bar.close()
-    (root / STAMP_NAME).write_text(json.dumps(_stamp(config), indent=2) + "\n")
+    write_json(root / STAMP_NAME, _stamp(config))
     return root
 
 
