@@ -26,7 +26,7 @@ from tqdm import tqdm
 from pa3 import checkpoint, distributed, labels, memory, rng
 from pa3.checkpoint import Progress
 from pa3.device import autocast, resolve_amp, resolve_device, use_channels_last
-from pa3.files import remove, write_csv, write_json
+from pa3.files import remove, remove_temporaries, write_csv, write_json
 from pa3.official_eval import write_label_pngs
 from pa3.losses import build_loss
 from pa3.models import set_checkpointing
@@ -346,8 +346,7 @@ def _start_run_folder(run_dir, config, start_over):
     if start_over:  # nothing of an earlier run may mix with this one
         for name in RUN_FILES:
             remove(run_dir / name)
-    for tmp in run_dir.glob("*.tmp[0-9]*"):  # left by a process killed while writing (files.write_atomically)
-        remove(tmp)
+    remove_temporaries(run_dir)  # of a process killed while writing
     write_json(run_dir / "config.json", config.to_dict())
 
 

@@ -194,6 +194,12 @@ def write_atomically(path, write):
                       f"(if any) is left intact; free disk space or choose another folder.") from error
 
 
+def remove_temporaries(folder):
+    """Delete the temporaries ``write_atomically`` leaves in ``folder`` when its process is killed mid-write."""
+    for tmp in Path(folder).glob("*.tmp[0-9]*"):
+        remove(tmp)
+
+
 def write_text(path, text):
     write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
