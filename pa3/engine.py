@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from pa3 import checkpoint, distributed, labels, memory, rng
@@ -442,7 +443,7 @@ def predict(model, images, sliding_window=None, amp="auto", channels_last="auto"
 
 @torch.no_grad()
 def evaluate(model, loader, num_classes=None, device=None, criterion=None, label_space=None,
-             sliding_window=None, amp_dtype="auto", channels_last=True, write_to=None):
+             sliding_window=None, amp_dtype="auto", channels_last=True, write_to=None, input_size=None):
     """Evaluate on a whole split with one streaming confusion matrix (summed over processes).
 
     Args:
@@ -458,6 +459,9 @@ def evaluate(model, loader, num_classes=None, device=None, criterion=None, label
         write_to: optional folder: also write every prediction as an official labelId PNG
             (``pa3.official_eval.write_label_pngs``), in the same pass. Needs a loader that reads its
             CityscapesSegmentation in order (no shuffling, one process).
+        input_size: optional (h, w): the model sees the images resized to this size (bilinear) and its logits
+            are resized back (bilinear) to the masks' size, so a model trained small is scored at the labels'
+            own resolution (how CamVid's published scores are computed, at 360x480).
     Returns:
         ``pa3.metrics.metrics_from_confusion`` dict (pixel_acc, mean_acc, miou, iou {class name: IoU},
         category_iou, category_miou) + "confusion" (C x C list, rows = ground truth) + "loss" if criterion.
@@ -485,7 +489,11 @@ def evaluate(model, loader, num_classes=None, device=None, criterion=None, label
     for images, masks in tqdm(loader, desc="evaluate", leave=False, **bar_kwargs):
         images, masks = to_device(images, masks, device, channels_last)
         with autocast(device, amp_dtype):
-            logits = predict_sliding(model, images, sliding_window) if sliding_window else model(images)
+            x = images if input_size is None else F.interpolate(images, size=tuple(input_size), mode="bilinear",
+                                                                 align_corners=False)  # (N, 3, h, w)
+            logits = predict_sliding(model, x, sliding_window) if sliding_window else model(x)  # (N, C, h, w)
+        if logits.shape[-2:] != masks.shape[-2:]:
+            logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
         if criterion is not None:
             loss_sum += criterion(logits.float(), masks).double() * len(images)
             count += len(images)

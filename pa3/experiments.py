@@ -50,6 +50,10 @@ EXPERIMENTS = {
 
 TABLE5_UPPER = ("baseline", "resnet50", "unet", "deeplab", "ours", "unet_aspp")  # architectures (+ U-Net+ASPP)
 TABLE5_LOWER = ("baseline", "dice", "weighted", "augmented")  # the baseline with other losses / augmentation
+# What each notebook trains (it trains what it needs when run alone); 00 and 05 train nothing.
+NOTEBOOKS = {"01_baseline": ("baseline",), "02_losses": ("baseline", "weighted", "dice"),
+             "03_augmentation": ("baseline", "augmented"),
+             "04_deeper_models": ("unet", "resnet50", "deeplab", "ours", "unet_aspp")}
 TABLE7_ROWS = ("baseline", "augmented", "weighted", "dice", "resnet50", "unet", "deeplab", "ours", "unet_aspp")
 # (the rows of the report's Table 7 prediction grid, in its order, and the U-Net + ASPP)
 
@@ -58,6 +62,26 @@ def check_experiment(name):
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
+
+
+def trainable(names, profile):
+    """The experiments of ``names`` that ``profile`` trains on this machine, in order; one line for each it
+    leaves to a GPU (``Profile.gpu_only``, e.g. the ResNet and ASPP models of the camvid CPU profile)."""
+    kept = [name for name in names if profile.trains(check_experiment(name).model)]
+    left = [name for name in names if name not in kept]
+    if left:
+        print(f"left to a GPU under profile {profile.name!r} (too slow on this CPU): {', '.join(left)}; "
+              f"PROFILE = \"camvid_gpu\" on a GPU trains them")
+    return kept
+
+
+def miou_column(profile):
+    """Name of the mIoU column in the tables: it says which classes count ("mIoU" = the 19 Cityscapes
+    benchmark classes; CamVid's score is over its 11 classes)."""
+    space = profile.label_space
+    if space == "trainId":
+        return "mIoU"
+    return f"mIoU ({labels.num_classes(space)} {'CamVid' if space == 'camvid' else space} classes)"
 
 
 def make_config(name, profile):
@@ -72,6 +96,7 @@ def make_config(name, profile):
         seed=profile.seed,
         pretrained=profile.pretrained and MODELS[exp.model].pretrainable,
         data_root=None if profile.data_root is None else str(profile.data_root),  # None: the default data
+        early_stopping=budget.patience,
     )
     if exp.loss == "weighted_ce":  # in the config, so that a finished run is found by its weights too
         config.class_weights = class_weights_for(config)
@@ -120,7 +145,8 @@ def results_table(names, profile):
     IoU of the report's five classes, mIoU and pixel accuracy, in percent (``pa3.viz.results_table``)."""
     from pa3.viz import results_table as table
 
-    return table({EXPERIMENTS[name].display: load_run(name, profile)[1] for name in names})
+    df = table({EXPERIMENTS[name].display: load_run(name, profile)[1] for name in names})
+    return df.rename(columns={"mIoU": miou_column(profile)})
 
 
 def class_ious(names, profile):
@@ -134,9 +160,41 @@ def trained_model(name, profile, device="cpu"):
 
 
 def figure_split(profile):
-    """The split the report's "test" figures come from: the synthetic test split has real labels;
+    """The split the report's "test" figures come from: the synthetic set and CamVid label their test split;
     real Cityscapes' test labels are placeholders, so the held-out labelled split there is val."""
-    return "test" if profile.data_root and Path(profile.data_root, "pa3_synthetic.json").exists() else "val"
+    labelled = ("pa3_synthetic.json", "pa3_camvid.json")
+    return "test" if profile.data_root and any(Path(profile.data_root, f).exists() for f in labelled) else "val"
+
+
+def test_metrics(name, profile, force=False):
+    """Metrics of a finished run's best checkpoint on ``figure_split(profile)``, scored at the labels' own
+    resolution (the model sees the profile's size; its logits are upsampled bilinearly), as CamVid's
+    published scores are (360x480). Written once to ``<run>/eval_<split>.json`` and read back after.
+
+    Returns:
+        dict: "split", "frames", "size" (of the labels), "model_input", and ``pa3.engine.metrics_summary``.
+    """
+    from pa3.data import make_loader
+    from pa3.engine import evaluate, metrics_summary
+    from pa3.files import write_json
+
+    split = figure_split(profile)
+    path = run_dir(name, profile) / f"eval_{split}.json"
+    config = make_config(name, profile)
+    if path.exists() and not force:
+        saved = read_run_file(path.parent, path.name, keys=("miou", "iou", "model_input"))
+        if saved.get("checkpoint_mtime") == (run_dir(name, profile) / "best.pt").stat().st_mtime:
+            return saved
+    dataset = CityscapesSegmentation(profile.data_root, split, profile.label_space, size=None)
+    model = trained_model(name, profile)
+    metrics = evaluate(model, make_loader(dataset, 4, train=False), label_space=profile.label_space,
+                       input_size=(config.height, config.width))
+    height, width = dataset[0][1].shape
+    result = {"split": split, "frames": len(dataset), "size": [height, width],
+              "model_input": [config.height, config.width],
+              "checkpoint_mtime": (run_dir(name, profile) / "best.pt").stat().st_mtime, **metrics_summary(metrics)}
+    write_json(path, result)
+    return result
 
 
 REPORT_IMAGE_IDS = (1, 2, 4, 9)  # "image IDs 1, 2, 4, 9": positions in the test list sorted by name

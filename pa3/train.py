@@ -13,7 +13,7 @@ from pa3 import distributed, rng
 from pa3.data import CityscapesSegmentation, class_frequencies, find_pairs, make_loader
 from pa3.engine import fit
 from pa3.losses import class_weights
-from pa3.models import build_model, check_input_size
+from pa3.models import WeightsUnavailable, build_model, check_input_size, pretrained_source
 from pa3.transforms import EvalPreset, TrainPreset
 
 WEIGHTED_LOSSES = ("weighted_ce", "ce_dice")  # the losses that take class weights
@@ -58,6 +58,28 @@ def loaders(config, train_set, val_set):
     return train_loader, val_loader
 
 
+def build_with_weights(config, num_classes):
+    """The model of ``config``, from its pretrained weights where it asks for them, with one line saying which.
+
+    Offline, torchvision's weights (``pretrained=True``) cannot be downloaded: the model then starts from
+    scratch, and the line says so and where to put the file to use them (a local state dict works offline).
+    """
+    pretrained = config.pretrained
+    if not pretrained:
+        return build_model(config.model, num_classes, pretrained=False)
+    try:
+        model = build_model(config.model, num_classes, pretrained=pretrained)
+        if distributed.is_main_process():
+            print(f"{config.model}: starts from {pretrained_source(config.model, pretrained)}")
+    except WeightsUnavailable as error:
+        rng.seed_everything(config.seed)  # the same initial weights as a run that asked for none
+        model = build_model(config.model, num_classes, pretrained=False)
+        if distributed.is_main_process():
+            print(f"{config.model}: offline, so it starts from scratch instead of "
+                  f"{pretrained_source(config.model, pretrained)}; {str(error).split('Offline? ')[-1]}")
+    return model
+
+
 def train(config, run_dir, resume=True, val_limit=None, weighting=None):
     """Train ``config`` into ``run_dir`` (resuming a stopped run there unless ``resume=False``).
 
@@ -87,6 +109,6 @@ def train(config, run_dir, resume=True, val_limit=None, weighting=None):
             distributed.barrier()
     train_loader, val_loader = loaders(config, train_set, val_set)
     rng.seed_everything(config.seed)  # the initial weights must not depend on what ran before in this process
-    model = build_model(config.model, train_set.num_classes, pretrained=config.pretrained)
+    model = build_with_weights(config, train_set.num_classes)
     fit(model, train_loader, val_loader, config, run_dir, resume=resume)
     return Path(run_dir)

@@ -72,7 +72,7 @@ def colorize(index_map, label_space="trainId"):
 
     Args:
         index_map: int array or tensor (..., H, W) of class indices of ``label_space``.
-        label_space: "trainId" or "labelId".
+        label_space: a space of pa3.labels.LABEL_SPACES.
     Returns:
         np.ndarray uint8 (..., H, W, 3).
     """
@@ -85,7 +85,7 @@ def overlay(image, index_map, label_space="trainId", alpha=0.5):
     Args:
         image: uint8 (H, W, 3) RGB (or a (3, H, W) tensor).
         index_map: int (H, W) class indices, 255 = ignore.
-        label_space: "trainId" or "labelId".
+        label_space: a space of pa3.labels.LABEL_SPACES.
         alpha: opacity of the mask, 0 (image only) .. 1 (mask only).
     Returns:
         np.ndarray uint8 (H, W, 3): round((1 - alpha) * image + alpha * colour) where labelled.
@@ -103,7 +103,7 @@ def legend_handles(label_space="trainId", classes=None):
     """Colour-swatch legend handles for classes of a label space.
 
     Args:
-        label_space: "trainId" or "labelId".
+        label_space: a space of pa3.labels.LABEL_SPACES.
         classes: class indices or names to include; None = every class of the space.
     Returns:
         list of matplotlib.patches.Patch, one per class, labelled with the class name.
@@ -135,7 +135,7 @@ def class_legend(label_space="trainId", classes=None, ncol=None):
     """A figure holding only the class legend (colour swatches + names).
 
     Args:
-        label_space: "trainId" or "labelId".
+        label_space: a space of pa3.labels.LABEL_SPACES.
         classes: class indices or names; None = every class.
         ncol: legend columns (default: up to 4).
     Returns:
@@ -156,7 +156,7 @@ def show_samples(images, masks, label_space="trainId", titles=None, save=None):
     Args:
         images: uint8 (N, H, W, 3) (or (N, 3, H, W)).
         masks: int (N, H, W) class indices, 255 = ignore.
-        label_space: "trainId" or "labelId".
+        label_space: a space of pa3.labels.LABEL_SPACES.
         titles: optional N row titles (e.g. file stems).
         save: optional PNG path.
     Returns:
@@ -189,7 +189,7 @@ def prediction_grid(images, ground_truth, predictions, label_space="trainId", im
         images: uint8 (N, H, W, 3) (or (N, 3, H, W)).
         ground_truth: int (N, H, W) class indices, 255 = ignore.
         predictions: {model display name: int (N, H, W)}, in row order.
-        label_space: "trainId" or "labelId".
+        label_space: a space of pa3.labels.LABEL_SPACES.
         image_ids: N column titles; ints become "ID <n>"; default "ID 1".."ID N".
         save: optional PNG path.
     Returns:
@@ -282,6 +282,32 @@ def training_curves(history, title="", label_space="trainId", classes=REPORT_CLA
     if title:
         fig.suptitle(title)
     return _save(fig, save)
+
+
+def miou_against_minutes(histories, references=None, title="", save=None):
+    """Validation mIoU against training minutes, one line per run (how much a CPU buys).
+
+    Args:
+        histories: {run name: history (rows or DataFrame) with "miou" and "seconds" (per epoch, as ``fit``
+            writes them)}.
+        references: optional {label: mIoU fraction} drawn as horizontal lines (e.g. published scores).
+        title: figure title; save: optional PNG path.
+    Returns:
+        matplotlib Figure; mIoU in percent, minutes cumulative over epochs.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    for name, history in histories.items():
+        df = _history_frame(history)
+        minutes = df["seconds"].astype(float).cumsum() / 60
+        ax.plot(minutes, 100 * df["miou"].astype(float), marker="o", markersize=2.5, linewidth=1.6, label=name)
+    for i, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(100 * value, color="0.5", linestyle=("--", ":", "-.")[i % 3], linewidth=1)
+        ax.annotate(f"{label} {100 * value:.1f}", (1.0, 100 * value), xycoords=("axes fraction", "data"),
+                    ha="right", va="bottom", fontsize=8, color="0.35")
+    ax.set(xlabel="training minutes (epochs' wall time)", ylabel="validation mIoU (%)", title=title, ylim=(0, None))
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, save)
+    return fig
 
 
 def iou_bars(results, orientation="vertical", save=None):
@@ -505,7 +531,7 @@ def segmentation_viewer(images, ground_truth, predictions, label_space="trainId"
         images: uint8 (N, H, W, 3) (or (N, 3, H, W)).
         ground_truth: int (N, H, W) class indices, 255 = ignore.
         predictions: {model name: int (N, H, W)}.
-        label_space: "trainId" or "labelId".
+        label_space: a space of pa3.labels.LABEL_SPACES.
         image_ids: optional N labels for the dropdown (default "ID 1".."ID N").
     Returns:
         ipywidgets.VBox: (HBox of Dropdown "image", SelectMultiple "models", FloatSlider "opacity"),

@@ -176,7 +176,7 @@ def test_csv_row_pointing_at_a_missing_file(tmp_path):
 def test_unknown_label_space_lists_the_valid_ones(tmp_path):
     for make in (lambda: TrainConfig(label_space="trainIds"), lambda: labels.num_classes("trainIds"),
                  lambda: CityscapesSegmentation(tmp_path, label_space="trainIds", cache=False)):
-        with pytest.raises(ValueError, match=r"unknown label space 'trainIds'; choose one of \('trainId', 'labelId'\)"):
+        with pytest.raises(ValueError, match=r"unknown label space 'trainIds'; choose one of \('trainId', 'labelId', 'camvid'\)"):
             make()
 
 

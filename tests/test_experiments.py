@@ -86,7 +86,7 @@ def test_run_saved_before_new_config_fields_is_still_complete(tiny_profile):
 
 
 def test_gpu_profiles_split_batches_in_the_config():
-    colab = PROFILES["colab"]
+    colab = PROFILES["colab_report"]
     config = experiments.make_config("unet_aspp", colab)
     assert (config.batch_size, config.accumulation_steps, config.checkpointing) == (8, 4, True)
     assert experiments.make_config("unet", colab).accumulation_steps == 2
@@ -95,11 +95,36 @@ def test_gpu_profiles_split_batches_in_the_config():
     assert (colab.gpu, PROFILES["full"].gpu, PROFILES["default"].gpu) == ("T4", "A100", None)
 
 
+@pytest.mark.parametrize("name", ["colab", "camvid_gpu"])
+def test_one_colab_session_per_notebook(name):
+    """Under the Colab profiles every notebook trains within one session: <= 3 T4-hours by estimate_hours."""
+    from pa3.profiles import notebook_hours
+
+    hours = notebook_hours(PROFILES[name], "T4")
+    assert set(hours) == set(experiments.NOTEBOOKS)
+    assert all(0 < h <= 3.0 for h in hours.values()), hours
+    assert notebook_hours(PROFILES["colab_report"], "T4")["04_deeper_models"] > 100  # the report's schedule
+
+
+def test_camvid_profiles_score_camvid_classes_and_leave_heavy_models_to_a_gpu(monkeypatch):
+    cpu, gpu = PROFILES["camvid"], PROFILES["camvid_gpu"]
+    assert cpu.label_space == gpu.label_space == "camvid" and cpu.dataset == gpu.dataset == "camvid"
+    assert experiments.make_config("unet", cpu).height % 32 == 0 and gpu.height % 32 == gpu.width % 32 == 0
+    assert cpu.figures_dir.endswith("camvid") and experiments.run_dir("baseline", cpu).parent.name == "camvid"
+    assert experiments.make_config("weighted", dataclasses.replace(cpu, data_root=None)).early_stopping == 8
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    trained = [name for name, e in experiments.EXPERIMENTS.items() if cpu.trains(e.model)]
+    assert trained == ["baseline", "unet", "dice", "weighted", "augmented"]  # notebooks 01-03 and U-Net
+    assert all(gpu.trains(e.model) for e in experiments.EXPERIMENTS.values())
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert all(cpu.trains(e.model) for e in experiments.EXPERIMENTS.values())
+
+
 def test_estimate_hours_from_flops_and_assumed_throughput():
     from pa3.models import count_flops
     from pa3.profiles import GPUS, estimate_hours
 
-    colab = PROFILES["colab"]
+    colab = PROFILES["colab_report"]
     forward = count_flops("fcn", 19, (512, 1024))
     per_epoch = (2975 // 8) * 8 * 3 * forward + 500 * forward  # training steps (fwd + bwd) + validation
     assert estimate_hours(colab, "fcn", "T4") == pytest.approx(60 * per_epoch / (GPUS["T4"].tflops * 1e12) / 3600)

@@ -83,9 +83,11 @@ def test_every_model_fits_its_profiles_gpu(profile_name):
 
 
 @pytest.mark.parametrize("profile_name, model, bigger", [
-    ("colab", "unet", dict(batch=8)), ("colab", "deeplabv3", dict(batch=8)),
-    ("colab", "resnet101_aspp", dict(batch=8)), ("colab", "unet_aspp", dict(batch=2, checkpointing=False)),
-    ("full", "unet_aspp", dict(batch=8)),
+    ("colab_report", "unet", dict(batch=8)), ("colab_report", "deeplabv3", dict(batch=8)),
+    ("colab_report", "resnet101_aspp", dict(batch=8)),
+    ("colab_report", "unet_aspp", dict(batch=2, checkpointing=False)),
+    ("full", "unet_aspp", dict(batch=8)), ("colab", "unet_aspp", dict(batch=8)),
+    ("camvid_gpu", "unet_aspp", dict(batch=8)),
 ])
 def test_profile_splits_are_needed(profile_name, model, bigger):
     """The profiles split a batch (or checkpoint) only where the next larger setting does not fit."""

@@ -48,3 +48,38 @@ def test_train_refuses_weighting_without_a_weighted_loss_and_a_size_the_model_ca
     with pytest.raises(ValueError, match="divisible by 32"):
         train(TrainConfig(model="fcn", height=30, width=64, data_root=str(root)), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_pretrained_weights_are_named_in_one_line_and_offline_falls_back_to_scratch(tmp_path, monkeypatch, capsys):
+    """GPU profiles ask for torchvision's weights: a local state dict is used (and named); offline, the run
+    says so in one line and starts from scratch, with the same initial weights as a run that asked for none."""
+    import urllib.error
+
+    import torch
+    import torchvision
+
+    from pa3 import rng
+    from pa3.models import build_model
+    from pa3.train import build_with_weights
+
+    torch.manual_seed(1)
+    resnet = torchvision.models.resnet50(weights=None)
+    path = tmp_path / "resnet50.pth"
+    torch.save(resnet.state_dict(), path)
+    model = build_with_weights(TrainConfig(model="resnet50_deconv", pretrained=str(path)), 11)
+    assert torch.equal(model.backbone.conv1.weight, resnet.conv1.weight)
+    assert capsys.readouterr().out == f"resnet50_deconv: starts from the local weights file {path}\n"
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))  # nothing cached
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    model = build_with_weights(TrainConfig(model="resnet50_deconv", pretrained=True, seed=3), 11)
+    line = capsys.readouterr().out
+    assert line.count("\n") == 1 and line.startswith("resnet50_deconv: offline, so it starts from scratch instead "
+                                                     "of torchvision's pretrained weights ResNet50_Weights.IMAGENET1K_V1")
+    assert str(tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth") in line
+    rng.seed_everything(3)
+    scratch = build_model("resnet50_deconv", 11)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), scratch.state_dict().values()))
