@@ -91,7 +91,8 @@ def resolve_amp(amp, device):
 
     "auto": on CUDA bf16 where the GPU computes it natively (Ampere and newer), else fp16; on a CPU bf16
     where it is native (``cpu_has_native_bf16``), else fp32. ``PA3_AMP`` overrides "auto" (e.g. "off").
-    "bf16"/"fp16" force that dtype (fp16 only on CUDA), "off" is fp32.
+    "bf16"/"fp16" force that dtype, "off" is fp32. "fp16" on a CPU runs the T4's code path (fp16 autocast,
+    with the GradScaler ``fit`` adds for fp16) where no GPU is: slow (emulated), for tests of that path.
     """
     if amp not in AMP_MODES:
         raise ValueError(f"amp={amp!r}; choose one of {AMP_MODES}")
@@ -103,7 +104,7 @@ def resolve_amp(amp, device):
         return None
     if device.type == "cpu":
         if amp == "fp16":
-            raise ValueError("amp='fp16' needs CUDA; on a CPU use 'bf16', 'auto' or 'off'")
+            return torch.float16
         return torch.bfloat16 if amp == "bf16" or cpu_has_native_bf16() else None
     # bf16 only where the GPU computes it natively (Ampere and newer); T4/V100 emulate it slowly
     if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported(including_emulation=False)):

@@ -119,7 +119,13 @@ def is_complete(name, profile):
 
 
 def run_experiment(name, profile, force=False):
-    """Train experiment ``name`` unless its run folder is already complete; return the run folder."""
+    """Train experiment ``name`` unless its run folder is already complete; return the run folder.
+
+    A model the profile leaves to a GPU (``Profile.gpu_only``, no GPU here) is not trained: one line says so
+    and the result is None.
+    """
+    if not trainable([name], profile):
+        return None
     folder = run_dir(name, profile)
     if is_complete(name, profile) and not force:
         print(f"{name}: using the finished run in runs/{profile.name}/{name}")

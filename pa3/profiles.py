@@ -18,8 +18,8 @@ checks every model). ``estimate_hours`` turns FLOPs into hours on a GPU; ``resou
 
 Select with the environment variable ``PA3_PROFILE`` (or the notebook's parameters cell); point at real
 data with ``PA3_DATA``. Nothing else in a notebook changes between the two. ``PA3_RUNS`` moves the run
-folders (e.g. onto Google Drive), ``PA3_THREADS`` pins another number of CPU threads, ``PA3_AMP=off``
-trains in fp32 where pa3 would use bf16.
+folders (e.g. onto Google Drive), ``PA3_FIGURES`` the figures (the tests point it at a temporary folder),
+``PA3_THREADS`` pins another number of CPU threads, ``PA3_AMP=off`` trains in fp32 where pa3 would use bf16.
 """
 import dataclasses
 import os
@@ -244,6 +244,9 @@ def get_profile(name=None, data_root=None):
     profile = dataclasses.replace(PROFILES[name], data_root=data_root)
     if os.environ.get("PA3_RUNS"):  # e.g. a folder on Google Drive, so that runs survive a disconnect
         profile.runs_dir = os.environ["PA3_RUNS"]
+    if os.environ.get("PA3_FIGURES"):  # e.g. a temporary folder: tests leave figures/ as committed
+        relative = Path(profile.figures_dir).relative_to(REPO_ROOT / "figures")  # "" or "camvid", ...
+        profile.figures_dir = str(Path(os.environ["PA3_FIGURES"]) / relative)
     if os.environ.get("PA3_THREADS"):
         try:
             profile.threads = int(os.environ["PA3_THREADS"])

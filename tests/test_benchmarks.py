@@ -42,3 +42,25 @@ def test_format_table_columns():
     lines = bench_run.format_table([row]).splitlines()
     assert [c.strip() for c in lines[0].strip("|").split("|")] == list(bench_run.COLUMNS)
     assert "0.50x" in lines[2]
+
+
+def test_gpu_check_smoke_runs_every_section_on_the_cpu(tmp_path, capsys):
+    """`python -m benchmarks.gpu_check --smoke`: every path the GPU check takes, at tiny sizes on the CPU, so
+    that the script cannot rot before a GPU comes. No timing or band is judged at these sizes."""
+    from benchmarks import gpu_check
+    from pa3.experiments import EXPERIMENTS
+
+    report = gpu_check.run(smoke=True, out=tmp_path / "gpu.json", device="cpu")
+    saved = json.loads((tmp_path / "gpu.json").read_text())
+    assert saved["smoke"] is True and set(saved["sections"]) == {"check cells", "profile steps", "precision",
+                                                                 "memory refusal"}
+    assert [r["name"] for r in saved["sections"]["check cells"]] == list(EXPERIMENTS)
+    steps = saved["sections"]["profile steps"]
+    assert [r["name"] for r in steps] == [f"{p} {m}" for p in gpu_check.PROFILE_NAMES for m in MODELS]
+    assert all(r["result"] == "ran" and r["images_per_s"] > 0 and r["estimate_gib"] > 0 for r in steps)
+    precisions = {r["name"] for r in saved["sections"]["precision"]}
+    assert {"fcn fp16+scaler channels_last", "fcn bf16 contiguous", "fcn fp32 channels_last"} <= precisions
+    refusal = saved["sections"]["memory refusal"][0]
+    assert refusal["result"] == "pass" and "will not fit" in refusal["details"]
+    assert "| section | name | result |" in capsys.readouterr().out
+    assert report["sections"] == saved["sections"]

@@ -81,3 +81,50 @@ def test_every_figure_the_readme_shows_exists():
     assert images, "the README shows figures"
     missing = [p for p in images + links if not (REPO / p).exists()]
     assert not missing, f"README refers to missing files: {missing}"
+
+
+def test_a_notebook_executed_under_the_test_settings_writes_nothing_tracked(tmp_path):
+    """conftest.py points PA3_FIGURES at a temporary folder: executing a notebook that saves figures (00 saves
+    samples, class frequencies) leaves `git status` as it was, and the figures land in that folder."""
+    import os
+    import subprocess
+    import sys
+
+    def status():
+        return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO, text=True,
+                              capture_output=True, check=True).stdout
+
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    before = status()
+    figures = Path(os.environ["PA3_FIGURES"])
+    assert not figures.resolve().is_relative_to(REPO.resolve())
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                    "--output-dir", str(tmp_path), str(REPO / "notebooks" / "00_data.ipynb")],
+                   cwd=REPO / "notebooks", check=True, capture_output=True, timeout=600)
+    assert status() == before
+    assert (figures / "samples.png").is_file()
+
+
+def test_nbval_settings_live_in_the_project_configuration():
+    """A plain `pytest --nbval notebooks/` gets what `make test` gets: the cell timeout, the sanitize file and
+    the current env from pytest.ini; the environment from conftest.py."""
+    import configparser
+    import os
+
+    addopts = configparser.ConfigParser()
+    addopts.read(REPO / "pytest.ini")
+    options = addopts["pytest"]["addopts"].split()
+    assert "--nbval-cell-timeout=7200" in options and "--nbval-current-env" in options
+    assert options[options.index("--nbval-sanitize-with") + 1] == "tests/nbval_sanitize.cfg"
+    assert os.environ["TQDM_DISABLE"] == "1" and os.environ["PA3_FIGURES"]
+    make = (REPO / "Makefile").read_text()
+    assert "--nbval-cell-timeout" not in make  # one place for each setting
+
+
+def test_notebook_04_trains_one_model_per_cell():
+    """A cell interrupted at nbval's time limit loses one model, not the notebook."""
+    sources = ["".join(c["source"]) for c in code_cells(REPO / "notebooks" / "04_deeper_models.ipynb")]
+    training = [s for s in sources if "run_experiment(" in s]
+    assert [re.search(r'run_experiment\("(\w+)"', s)[1] for s in training] == [
+        "unet", "resnet50", "deeplab", "ours", "unet_aspp"]

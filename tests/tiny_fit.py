@@ -1,8 +1,9 @@
 """A tiny training setup for tests/test_engine.py, also run as a script by the tests that kill a training
 subprocess (SIGINT, SIGTERM, SIGKILL), so that both run exactly the same code.
 
-    python tests/tiny_fit.py RUN_DIR [MARKER STEP]
+    python tests/tiny_fit.py RUN_DIR [MARKER STEP]     # TINY_AMP=fp16: the T4's fp16 + GradScaler path
 """
+import os
 import sys
 import time
 
@@ -74,4 +75,5 @@ def run(run_dir, marker=None, after=None, **config):
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    run(sys.argv[1], *(sys.argv[2:3] or [None]), *(map(int, sys.argv[3:4]) or []))
+    amp = {"amp": os.environ["TINY_AMP"]} if os.environ.get("TINY_AMP") else {}
+    run(sys.argv[1], *(sys.argv[2:3] or [None]), *(map(int, sys.argv[3:4]) or []), **amp)
