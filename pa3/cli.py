@@ -80,7 +80,8 @@ def _add_train(sub):
     p.add_argument("--max-minutes", type=float, help="time budget; stops cleanly, rerun to continue")
     p.add_argument("--max-steps-per-epoch", type=int, help="cut epochs short (quick profiles)")
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes")
-    p.add_argument("--amp", default=d.amp, choices=AMP_MODES, help="mixed precision on CUDA")
+    p.add_argument("--amp", default=d.amp, choices=AMP_MODES,
+                   help="mixed precision (auto: bf16 where native, fp16 on older GPUs; fp16 on a CPU runs the T4 path, slowly)")
     p.add_argument("--channels-last", default=d.channels_last, choices=("auto", "on", "off"))
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=d.seed)

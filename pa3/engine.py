@@ -1,6 +1,6 @@
-"""Training and evaluation: plain functions in the style of torchvision's ``references/segmentation``.
+"""Training: plain functions in the style of torchvision's ``references/segmentation``.
 
-``train_one_epoch`` and ``evaluate`` are the loop a student reads; ``fit`` runs them for a TrainConfig
+``train_one_epoch`` and ``evaluate`` (pa3.inference, importable from here) are the loop a student reads; ``fit`` runs them for a TrainConfig
 with Adam (the report's optimiser), validates every epoch and keeps a run folder::
 
     run_dir/config.json    the TrainConfig
@@ -14,6 +14,7 @@ it stopped, and on a CPU the result is bit-for-bit the one of an uninterrupted r
 Under torchrun the same code trains one shard per process (``pa3.distributed``).
 """
 import contextlib
+import dataclasses
 import math
 import signal
 import threading
@@ -21,18 +22,16 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from pa3 import checkpoint, distributed, labels, memory, rng
 from pa3.checkpoint import Progress
 from pa3.device import autocast, resolve_amp, resolve_device, use_channels_last
 from pa3.files import remove, remove_temporaries, write_csv, write_json
-from pa3.official_eval import write_label_pngs
+# evaluation and prediction live in pa3.inference; importable from here too (pa3.engine.evaluate, ...)
+from pa3.inference import evaluate, metrics_summary, predict, predict_sliding, to_device  # noqa: F401
 from pa3.losses import build_loss
 from pa3.models import set_checkpointing
-from pa3.metrics import ConfusionMatrix, metrics_from_confusion
-from pa3.transforms import normalize
 
 POLY_POWER = 0.9
 RUN_FILES = ("last.pt", "last.prev.pt", "best.pt", "history.json", "history.csv", "metrics.json")
@@ -81,22 +80,6 @@ def _make_scheduler(optimizer, config, steps_per_epoch):
     total = max(1, config.epochs * steps_per_epoch)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, 1.0 - step / total) ** POLY_POWER)
-
-
-def to_device(images, masks, device, channels_last=False):
-    """A loader's batch -> what the model and the loss take, on ``device``.
-
-    uint8 batches (presets with ``normalize=False``: a fifth of the bytes to copy) are normalised there
-    (``pa3.transforms.normalize``) and their masks widened to int64; float32 batches are only moved.
-    Returns (image float32 (N, 3, H, W), mask int64 (N, H, W)).
-    """
-    non_blocking = device.type == "cuda"
-    images = images.to(device, non_blocking=non_blocking)
-    if images.dtype == torch.uint8:
-        images = normalize(images)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, masks.to(device, non_blocking=non_blocking).long()
 
 
 def _micro_batches(images, masks, accumulation_steps):
@@ -235,7 +218,50 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
             config, before any training (the message names a setting that fits).
     """
     run_dir = Path(run_dir)
-    main = distributed.is_main_process()
+    run = _prepare(model, train_loader, config, criterion, num_classes)
+    progress, rng_state = _start_or_resume(run, run_dir, config, resume)
+    stop, status = _StopRequest(config.max_minutes), "complete"
+    with _stop_on_signals(stop):
+        while progress.epoch < config.epochs:
+            if _no_better_miou_for(progress, config.early_stopping):
+                status = "early_stopped"
+                break
+            started = time.monotonic()
+            rng.seed_for_epoch(config.seed, progress.epoch, train_loader)
+            result = _train_epoch(run, train_loader, config, progress, rng_state, stop, run_dir / "last.pt")
+            rng_state = None  # a resumed epoch's generators are restored once
+            progress.seconds_so_far += time.monotonic() - started
+            if result["interrupted"]:  # on every rank at the same step (distributed.mean_loss_and_stop)
+                status = "interrupted"
+                _save_last(run, config, progress, run_dir, distributed.gather(rng.get_state(train_loader)))
+                break
+            _validate_and_save(run, val_loader, config, progress, run_dir)
+            if progress.epoch < config.epochs and distributed.any_process(stop()):
+                status = "interrupted"
+                break
+    _finish(run_dir, progress, status, stop.reason, run.amp_dtype)
+    return progress.history
+
+
+@dataclasses.dataclass
+class _Training:
+    """What one ``fit`` trains with, built once by ``_prepare``."""
+    model: torch.nn.Module
+    device: torch.device
+    num_classes: int
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    steps_per_epoch: int
+    main: bool  # this process writes the run folder (rank 0)
+
+
+def _prepare(model, train_loader, config, criterion, num_classes):
+    """The model on its device, the loss, Adam, the schedule, autocast and the fp16 GradScaler of ``config``;
+    on a GPU, refuses (with a setting that fits) what pa3's memory estimate says will not fit."""
     if distributed.unwrap(model) is model:  # not yet moved, wrapped or compiled
         model = prepare_model(model, config, resolve_device(config.device))
     device = next(model.parameters()).device
@@ -243,89 +269,92 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
         num_classes = getattr(train_loader.dataset, "num_classes", None) or labels.num_classes(config.label_space)
     if criterion is None:
         criterion = build_loss(config.loss, num_classes, weights=config.class_weights, dice_weight=config.dice_weight)
-    criterion = criterion.to(device)
     steps_per_epoch = _steps_per_epoch(train_loader, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     amp_dtype = resolve_amp(config.amp, device)
-    # on a GPU: refuse, with a setting that fits, what the estimate says will not fit its memory
     memory.check_fits(config, device, num_classes, memory.precision_of(amp_dtype))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    channels_last = use_channels_last(config.channels_last)
+    return _Training(model, device, num_classes, criterion.to(device), optimizer,
+                     _make_scheduler(optimizer, config, steps_per_epoch),
+                     torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16), amp_dtype,
+                     use_channels_last(config.channels_last), steps_per_epoch, distributed.is_main_process())
 
-    progress, rng_state = Progress(), None  # where the run stands; a resumed run takes it from last.pt
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+
+def _start_or_resume(run, run_dir, config, resume):
+    """(Progress, RNG state or None): a new run's, or those ``run_dir/last.pt`` holds (loaded into ``run``)."""
+    progress, rng_state = Progress(), None
     if resume and checkpoint.can_resume(run_dir):
-        progress, rng_state = checkpoint.resume(run_dir, model, optimizer, scheduler, scaler, config, device)
-        if main:
+        progress, rng_state = checkpoint.resume(run_dir, run.model, run.optimizer, run.scheduler, run.scaler,
+                                                config, run.device)
+        if run.main:
             print(f"resuming {run_dir} at epoch {progress.epoch + 1} step {progress.step_in_epoch}")
-    if main:
+    if run.main:
         _start_run_folder(run_dir, config, start_over=not resume)
+    return progress, rng_state
 
-    def save_last(rng_states=None):
-        state = checkpoint.training_state(model, optimizer, scheduler, scaler, config, num_classes, progress,
-                                          rng_states)
-        checkpoint.save_checkpoint(state, last_path, keep_previous=True)
 
-    stop, status = _StopRequest(config.max_minutes), "complete"
-    with _stop_on_signals(stop):
-        while progress.epoch < config.epochs:
-            if config.early_stopping is not None and progress.history \
-                    and _epochs_since_best(progress.history) >= config.early_stopping:
-                status = "early_stopped"
-                if main:
-                    print(f"early stopping: no better val mIoU for {config.early_stopping} epochs")
-                break
-            started = time.monotonic()
-            rng.seed_for_epoch(config.seed, progress.epoch, train_loader)
-            try:
-                result = train_one_epoch(
-                    model, criterion, optimizer, train_loader, device, progress.epoch + 1, scheduler=scheduler,
-                    scaler=scaler, amp_dtype=amp_dtype, channels_last=channels_last, num_steps=steps_per_epoch,
-                    start_step=progress.step_in_epoch, loss_sum=progress.loss_sum, rng_state=rng_state,
-                    should_stop=stop, desc=f"epoch {progress.epoch + 1}/{config.epochs}",
-                    accumulation_steps=config.accumulation_steps)
-            except NonFiniteLossError as error:
-                kept = (f"the last good checkpoint is kept at {last_path}" if last_path.exists()
-                        else "no checkpoint was written yet")
-                raise NonFiniteLossError(f"{error}; {kept}; try a lower --lr or --amp off") from None
-            progress.global_step += result["steps"] - progress.step_in_epoch
-            progress.step_in_epoch, progress.loss_sum, rng_state = result["steps"], result["loss_sum"], None
-            progress.seconds_so_far += time.monotonic() - started
-            if result["interrupted"]:  # on every rank at the same step (distributed.mean_loss_and_stop)
-                status = "interrupted"
-                rng_states = distributed.gather(rng.get_state(train_loader))
-                if main:
-                    save_last(rng_states)
-                break
+def _no_better_miou_for(progress, patience):
+    """True (and one line says so) when the val mIoU has not improved for ``patience`` epochs."""
+    if patience is None or not progress.history or _epochs_since_best(progress.history) < patience:
+        return False
+    if distributed.is_main_process():
+        print(f"early stopping: no better val mIoU for {patience} epochs")
+    return True
 
-            eval_started = time.monotonic()
-            metrics = evaluate(model, val_loader, num_classes, device=device, criterion=criterion,
-                               label_space=config.label_space, amp_dtype=amp_dtype, channels_last=channels_last)
-            row = _history_row(progress, metrics, optimizer)
-            row["seconds"] = progress.seconds_so_far + time.monotonic() - eval_started  # training + validation
-            improved = _end_epoch(progress, row, metrics)
-            if main:
-                print(f"epoch {progress.epoch}/{config.epochs}  train_loss {row['train_loss']:.4f}  "
-                      f"val_loss {row['val_loss']:.4f}  pixel_acc {row['pixel_acc']:.4f}  miou {row['miou']:.4f}")
-                # best.pt first: a kill between the two writes then leaves last.pt one epoch behind (that
-                # epoch is redone on resume), never a last.pt whose best epoch has no best.pt
-                if improved:
-                    checkpoint.save_checkpoint(checkpoint.best_state(model, config, num_classes, progress), best_path)
-                save_last()
-                _write_results(run_dir, progress, "running", amp_dtype)
-            distributed.barrier()
-            if progress.epoch < config.epochs and distributed.any_process(stop()):
-                status = "interrupted"
-                break
 
-    if main:
+def _train_epoch(run, train_loader, config, progress, rng_state, stop, last_path):
+    """``train_one_epoch`` from where ``progress`` stands; updates ``progress``; a non-finite loss says what is kept."""
+    try:
+        result = train_one_epoch(
+            run.model, run.criterion, run.optimizer, train_loader, run.device, progress.epoch + 1,
+            scheduler=run.scheduler, scaler=run.scaler, amp_dtype=run.amp_dtype, channels_last=run.channels_last,
+            num_steps=run.steps_per_epoch, start_step=progress.step_in_epoch, loss_sum=progress.loss_sum,
+            rng_state=rng_state, should_stop=stop, desc=f"epoch {progress.epoch + 1}/{config.epochs}",
+            accumulation_steps=config.accumulation_steps)
+    except NonFiniteLossError as error:
+        kept = f"the last good checkpoint is kept at {last_path}" if last_path.exists() else "no checkpoint was written yet"
+        raise NonFiniteLossError(f"{error}; {kept}; try a lower --lr or --amp off") from None
+    progress.global_step += result["steps"] - progress.step_in_epoch
+    progress.step_in_epoch, progress.loss_sum = result["steps"], result["loss_sum"]
+    return result
+
+
+def _save_last(run, config, progress, run_dir, rng_states=None):
+    """last.pt (rank 0): everything an exact resume needs; the previous one is kept as last.prev.pt."""
+    if run.main:
+        state = checkpoint.training_state(run.model, run.optimizer, run.scheduler, run.scaler, config,
+                                          run.num_classes, progress, rng_states)
+        checkpoint.save_checkpoint(state, run_dir / "last.pt", keep_previous=True)
+
+
+def _validate_and_save(run, val_loader, config, progress, run_dir):
+    """Validate, end the epoch in ``progress``, print its line, write best.pt (if better), last.pt and the results."""
+    eval_started = time.monotonic()
+    metrics = evaluate(run.model, val_loader, run.num_classes, device=run.device, criterion=run.criterion,
+                       label_space=config.label_space, amp_dtype=run.amp_dtype, channels_last=run.channels_last)
+    row = _history_row(progress, metrics, run.optimizer)
+    row["seconds"] = progress.seconds_so_far + time.monotonic() - eval_started  # training + validation
+    improved = _end_epoch(progress, row, metrics)
+    if run.main:
+        print(f"epoch {progress.epoch}/{config.epochs}  train_loss {row['train_loss']:.4f}  "
+              f"val_loss {row['val_loss']:.4f}  pixel_acc {row['pixel_acc']:.4f}  miou {row['miou']:.4f}")
+        # best.pt first: a kill between the two writes then leaves last.pt one epoch behind (that epoch is
+        # redone on resume), never a last.pt whose best epoch has no best.pt
+        if improved:
+            checkpoint.save_checkpoint(checkpoint.best_state(run.model, config, run.num_classes, progress),
+                                       run_dir / "best.pt")
+        _save_last(run, config, progress, run_dir)
+        _write_results(run_dir, progress, "running", run.amp_dtype)
+    distributed.barrier()
+
+
+def _finish(run_dir, progress, status, reason, amp_dtype):
+    """The final metrics.json with ``status``; for an interrupted run, how to continue it."""
+    if distributed.is_main_process():
         _write_results(run_dir, progress, status, amp_dtype)
     distributed.barrier()
-    if main and status == "interrupted":
-        print(f"stopped ({stop.reason}) at epoch {progress.epoch + 1} step {progress.step_in_epoch}; state saved "
-              f"to {last_path}. Run the same command again (fit(..., resume=True)) to continue.")
-    return progress.history
+    if distributed.is_main_process() and status == "interrupted":
+        print(f"stopped ({reason}) at epoch {progress.epoch + 1} step {progress.step_in_epoch}; state saved "
+              f"to {run_dir / 'last.pt'}. Run the same command again (fit(..., resume=True)) to continue.")
 
 
 def _steps_per_epoch(loader, config):
@@ -378,136 +407,3 @@ def _write_results(run_dir, progress, status, amp_dtype):
     precision = str(amp_dtype or torch.float32).removeprefix("torch.")
     write_json(run_dir / "metrics.json", {"status": status, "epochs_done": len(progress.history),
                                           "precision": precision, **(progress.best_metrics or {})})
-
-
-def metrics_summary(metrics):
-    """The JSON-friendly part of evaluate()'s dict (what metrics.json and ``pa3 evaluate`` write)."""
-    return {
-        "val_loss": metrics.get("loss"), "pixel_acc": metrics["pixel_acc"], "mean_acc": metrics["mean_acc"],
-        "miou": metrics["miou"], "iou": metrics["iou"],
-        "category_iou": metrics["category_iou"], "category_miou": metrics["category_miou"],
-        "confusion": metrics["confusion"],
-    }
-
-
-# ----------------------------------------------------------------------------------------------------
-# Inference and evaluation
-
-
-def _window_starts(size, window, stride):
-    starts = list(range(0, size - window, stride)) + [size - window]
-    return sorted(set(starts))
-
-
-def predict_sliding(model, images, window, stride=None):
-    """Tiled inference: average the logits of overlapping windows (bounds memory at full resolution).
-
-    Args:
-        images: (N, 3, H, W); window: (h, w), each divisible by 32 for pa3's models;
-        stride: (sh, sw); default 2/3 of the window (windows overlap by 1/3).
-    Returns:
-        logits float32 (N, C, H, W).
-    """
-    _, _, height, width = images.shape
-    h, w = min(window[0], height), min(window[1], width)
-    sh, sw = stride or (max(1, 2 * h // 3), max(1, 2 * w // 3))
-    logits = counts = None
-    for top in _window_starts(height, h, sh):
-        for left in _window_starts(width, w, sw):
-            out = model(images[:, :, top:top + h, left:left + w]).float()  # (N, C, h, w)
-            if logits is None:
-                logits = out.new_zeros(out.shape[0], out.shape[1], height, width)
-                counts = out.new_zeros(1, 1, height, width)
-            logits[:, :, top:top + h, left:left + w] += out
-            counts[:, :, top:top + h, left:left + w] += 1
-    return logits.div_(counts)  # in place: no second full-size (N, C, H, W) buffer at the peak
-
-
-@torch.no_grad()
-def predict(model, images, sliding_window=None, amp="auto", channels_last="auto"):
-    """Class-index predictions int64 (N, H, W) for images (N, 3, H, W), on the images' device.
-
-    ``amp`` and ``channels_last`` as in TrainConfig (by default bf16 where the device computes it natively).
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    x = images.to(device)
-    if use_channels_last(channels_last):
-        x = x.contiguous(memory_format=torch.channels_last)
-    with autocast(device, resolve_amp(amp, device)):
-        logits = predict_sliding(model, x, sliding_window) if sliding_window else model(x)
-    model.train(was_training)
-    return logits.argmax(1).to(images.device)
-
-
-@torch.no_grad()
-def evaluate(model, loader, num_classes=None, device=None, criterion=None, label_space=None,
-             sliding_window=None, amp_dtype="auto", channels_last=True, write_to=None, input_size=None):
-    """Evaluate on a whole split with one streaming confusion matrix (summed over processes).
-
-    Args:
-        loader: DataLoader of (image (N,3,H,W), mask (N,H,W) int64, 255 = ignore).
-        num_classes: default ``loader.dataset.num_classes`` (pa3's datasets have it).
-        device: default the model's device.
-        criterion: optional loss module; adds "loss" (mean over images).
-        label_space: names the classes and their categories (``pa3.labels.space_of``; default: the space
-            with num_classes classes).
-        sliding_window: optional (h, w) for ``predict_sliding``.
-        amp_dtype: autocast dtype, None for fp32; "auto" = ``pa3.device.resolve_amp("auto", device)``.
-        channels_last: feed the model NHWC images (faster with oneDNN and cuDNN; results the same).
-        write_to: optional folder: also write every prediction as an official labelId PNG
-            (``pa3.official_eval.write_label_pngs``), in the same pass. Needs a loader that reads its
-            CityscapesSegmentation in order (no shuffling, one process).
-        input_size: optional (h, w): the model sees the images resized to this size (bilinear) and its logits
-            are resized back (bilinear) to the masks' size, so a model trained small is scored at the labels'
-            own resolution (how CamVid's published scores are computed, at 360x480).
-    Returns:
-        ``pa3.metrics.metrics_from_confusion`` dict (pixel_acc, mean_acc, miou, iou {class name: IoU},
-        category_iou, category_miou) + "confusion" (C x C list, rows = ground truth) + "loss" if criterion.
-    """
-    if num_classes is None:
-        num_classes = getattr(loader.dataset, "num_classes", None)
-        if num_classes is None:
-            raise ValueError(f"{type(loader.dataset).__name__} has no num_classes attribute: pass "
-                             "evaluate(model, loader, num_classes=...)")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    if amp_dtype == "auto":
-        amp_dtype = resolve_amp("auto", device)
-    was_training = model.training
-    model.eval()
-    confusion = ConfusionMatrix(num_classes, device=device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    count = torch.zeros((), dtype=torch.float64, device=device)
-    bar_kwargs = {} if distributed.is_main_process() else {"disable": True}
-    if write_to is not None:
-        if distributed.is_dist() or not isinstance(loader.sampler, torch.utils.data.SequentialSampler):
-            raise ValueError("evaluate(write_to=...) needs a loader that reads the dataset in order in one "
-                             "process (make_loader(dataset, batch_size, train=False))")
-        Path(write_to).mkdir(parents=True, exist_ok=True)
-    seen = 0
-    for images, masks in tqdm(loader, desc="evaluate", leave=False, **bar_kwargs):
-        images, masks = to_device(images, masks, device, channels_last)
-        with autocast(device, amp_dtype):
-            x = images if input_size is None else F.interpolate(images, size=tuple(input_size), mode="bilinear",
-                                                                 align_corners=False)  # (N, 3, h, w)
-            logits = predict_sliding(model, x, sliding_window) if sliding_window else model(x)  # (N, C, h, w)
-        if logits.shape[-2:] != masks.shape[-2:]:
-            logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
-        if criterion is not None:
-            loss_sum += criterion(logits.float(), masks).double() * len(images)
-            count += len(images)
-        confusion.update(masks, logits.argmax(1))
-        if write_to is not None:
-            write_label_pngs(logits, loader.dataset, seen, write_to)
-        seen += len(images)
-    model.train(was_training)
-    confusion.reduce_from_all_processes()
-    distributed.all_reduce_sum(loss_sum, count)
-    space = labels.space_of(num_classes, label_space)
-    metrics = metrics_from_confusion(confusion.mat, class_names=labels.class_names_for(num_classes, label_space),
-                                     category_index=None if space is None else labels.category_index(space))
-    metrics["confusion"] = confusion.mat.cpu().tolist()
-    if criterion is not None:
-        metrics["loss"] = (loss_sum / count.clamp(min=1)).item()
-    return metrics

