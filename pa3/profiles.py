@@ -147,11 +147,11 @@ PROFILES = {
     # CamVid (real street scenes, pa3.camvid) on 2 CPU cores: frames at 192x256 (360x480 halved, divisible by
     # 32 for the FCN), scored on the 11 CamVid classes. The FCN runs (notebooks 01-03) train whole epochs
     # (46 steps of 8 frames) until their val mIoU stops rising; U-Net, 20x the FCN's cost per frame, trains
-    # 8 epochs of batches of 4 (more steps for the same CPU time), ~1.5 hours. The ResNet and ASPP models are
+    # 6 epochs of batches of 4 (more steps for the same CPU time), ~1.2 hours. The ResNet and ASPP models are
     # left to a GPU ("camvid_gpu"). Measured on 2 cores with bf16: benchmarks/README.md (CamVid).
     "camvid": Profile(
         name="camvid", data_root=None, height=192, width=256, label_space="camvid", dataset="camvid",
-        budgets={"default": Budget(40, None, 8, patience=8), "unet": Budget(8, None, 4)},
+        budgets={"default": Budget(40, None, 8, patience=8), "unet": Budget(6, None, 4)},
         val_limit=None, num_workers=0, threads=None, lr_schedule="poly",
         gpu_only=("resnet50_deconv", "deeplabv3", "resnet101_aspp", "unet_aspp"),
         figures_dir=str(REPO_ROOT / "figures" / "camvid"), frames=dict(CAMVID_FRAMES),
