@@ -10,6 +10,7 @@ table. The runs are the notebooks' own (runs/camvid/<experiment>), so a notebook
 and this script share them.
 """
 import argparse
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +48,8 @@ def main(argv=None):
     parser.add_argument("--profile", default="camvid", choices=("camvid", "camvid_gpu"))
     parser.add_argument("--no-train", action="store_true", help="report finished runs only")
     args = parser.parse_args(argv)
+    # the notebooks' runs: a run's config records its data folder as the notebooks see it (../data/camvid)
+    os.chdir(Path(__file__).resolve().parents[1] / "notebooks")
     profile = setup_notebook(args.profile)
     names = trainable(list(RUNS), profile)
     if not args.no_train:
