@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import sync
 from pa3 import memory
 from pa3.device import autocast
 from pa3.losses import build_loss
@@ -39,11 +40,6 @@ PROFILE_NAMES = ("colab", "full")
 SMOKE_SIZE = (64, 128)
 PRECISIONS = {"fp32": None, "fp16+scaler": torch.float16, "bf16": torch.bfloat16}
 ASSUMED_TFLOPS = {"T4": 6.0, "A100": 50.0}
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def training_step(model, optimizer, scaler, images, masks, criterion, amp_dtype):

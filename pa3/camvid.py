@@ -124,18 +124,8 @@ def digest(folder):
 def _read_pair(image_path, annot_path):
     """(image PNG bytes, labelId array uint8 (H, W)) of one frame, or CamVidError saying what is wrong."""
     data = Path(image_path).read_bytes()
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            image_size, image_mode = image.size, image.mode
-        with Image.open(annot_path) as annot:
-            annot.load()
-            annot_mode = annot.mode
-            classes = np.asarray(annot)
-    except (OSError, SyntaxError, ValueError) as error:
-        bad = annot_path if "image_size" in locals() else image_path
-        raise CamVidError(f"{bad}: cannot be read as a PNG ({error}); the source copy is damaged. "
-                          f"{FIX_SOURCE}.") from None
+    image_size, image_mode = _decoded(io.BytesIO(data), image_path, lambda im: (im.size, im.mode))
+    annot_mode, classes = _decoded(annot_path, annot_path, lambda im: (im.mode, np.asarray(im)))
     if image_mode != "RGB":
         raise CamVidError(f"{image_path}: a {image_mode} image; CamVid frames are RGB. {FIX_SOURCE}.")
     if annot_mode not in ("L", "P") or classes.ndim != 2:
@@ -149,6 +139,17 @@ def _read_pair(image_path, annot_path):
         raise CamVidError(f"{annot_path}: values {bad_values[:10].tolist()} are not CamVid classes (0..10, 11 = "
                           f"void). {FIX_SOURCE}.")
     return data, labels.camvid_to_label_ids()[classes]
+
+
+def _decoded(source, path, read):
+    """``read(image)`` of the PNG at ``source``, or CamVidError naming ``path`` when it cannot be decoded."""
+    try:
+        with Image.open(source) as image:
+            image.load()
+            return read(image)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise CamVidError(f"{path}: cannot be read as a PNG ({error}); the source copy is damaged. "
+                          f"{FIX_SOURCE}.") from None
 
 
 def read_stamp(root):
