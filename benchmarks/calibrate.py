@@ -7,6 +7,10 @@ each variant changing one factor, then writes the expected values and tolerances
     python -m benchmarks.calibrate run seed --runs-dir /tmp/cal  # likewise threads, fp32, kernels
     python -m benchmarks.calibrate summarize --runs-dir /tmp/cal # -> pa3/expected/default.json, calibration.md
 
+``--profile grading`` calibrates the profile that grades submissions of the student edition (pa3.assignment)
+instead: every student runs seed 0, so its variants are threads, fp32 and kernels (no seed), and it writes
+pa3/expected/grading.json and benchmarks/calibration_grading.md.
+
 A tolerance is twice the largest deviation from the committed value over the variants, and at least
 TOLERANCE_FLOOR. A claim "a beats b in mIoU" is kept only if it held, by at least CLAIM_MARGIN, in the
 committed run and in every variant.
@@ -42,10 +46,18 @@ CLAIM_MARGIN = 0.01
 REPO = Path(__file__).resolve().parents[1]
 
 
+PROFILE = os.environ.get("PA3_CALIBRATE_PROFILE", "default")  # set by --profile (and passed to the _train process)
+SEEDLESS = ("grading",)  # profiles whose runs always use seed 0: no "seed" variant
+
+
+def _report_path(profile):
+    return REPO / "benchmarks" / ("calibration.md" if profile == "default" else f"calibration_{profile}.md")
+
+
 def _profile(variant, runs_dir):
     from pa3.profiles import setup_notebook
 
-    profile = setup_notebook("default")
+    profile = setup_notebook(PROFILE)
     changes = dict(VARIANTS[variant][1])
     if runs_dir is not None:
         changes["runs_dir"] = str(Path(runs_dir) / variant)
@@ -53,7 +65,7 @@ def _profile(variant, runs_dir):
 
 
 def train(variant, runs_dir):
-    """Train every experiment of the default profile under ``variant`` (in this process)."""
+    """Train every experiment of the profile under ``variant`` (in this process)."""
     from pa3.experiments import EXPERIMENTS, run_dir, run_experiment
 
     profile = _profile(variant, runs_dir)
@@ -72,7 +84,8 @@ def run(variant, runs_dir):
     ("../data/synthetic"), and only a run with the notebooks' exact config is reused by them.
     """
     pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": pythonpath, **VARIANTS[variant][0]}
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": pythonpath, "PA3_CALIBRATE_PROFILE": PROFILE,
+           **VARIANTS[variant][0]}
     command = [sys.executable, "-m", "benchmarks.calibrate", "_train", variant]
     if runs_dir is not None:
         command += ["--runs-dir", str(Path(runs_dir).resolve())]
@@ -122,14 +135,15 @@ def summarize(runs_dir, variants):
             both = [r for r in all_runs if better in r and worse in r]
             if better != worse and all(r[better]["miou"] - r[worse]["miou"] >= CLAIM_MARGIN for r in both):
                 expected["claims"].append([better, worse, "miou"])
-    path = expected_path("default")
+    path = expected_path(PROFILE)
     path.parent.mkdir(exist_ok=True)
     runs = [f" {json.dumps(name)}: {json.dumps(bands)}" for name, bands in expected["runs"].items()]
     path.write_text('{"runs": {\n' + ",\n".join(runs) + '\n},\n"claims": ' + json.dumps(expected["claims"]) + "}\n")
 
     ends = {"committed": committed_ends, **{v: others[v][1] for v in variants}}
-    lines = ["# Calibration of the notebooks' checks (default profile)", "",
-             "Written by `python -m benchmarks.calibrate summarize`; the bands are in `pa3/expected/default.json`.",
+    lines = [f"# Calibration of the notebooks' checks ({PROFILE} profile)", "",
+             f"Written by `python -m benchmarks.calibrate summarize --profile {PROFILE}`; the bands are in "
+             f"`pa3/expected/{PROFILE}.json`.",
              "Each variant retrains every experiment from scratch and differs from the committed run in one factor:", ""]
     lines += [f"- **{v}**: {DESCRIPTIONS[v]}" for v in ["committed", *variants]]
     lines += ["", f"Tolerance = max({TOLERANCE_FACTOR:g} × largest deviation from the committed value, "
@@ -148,12 +162,15 @@ def summarize(runs_dir, variants):
     for name in EXPERIMENTS:
         lines.append(f"| {name} | " + " | ".join(" / ".join(f"{100 * x:.1f}" for x in ends[v][name]) if name in ends[v]
                                                   else "-" for v in ends) + " |")
-    (REPO / "benchmarks" / "calibration.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {path.relative_to(REPO)} and benchmarks/calibration.md")
+    _report_path(PROFILE).write_text("\n".join(lines) + "\n")
+    print(f"wrote {path.relative_to(REPO)} and {_report_path(PROFILE).relative_to(REPO)}")
 
 
 def main(argv=None):
+    global PROFILE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=PROFILE, choices=("default", "grading"),
+                        help="the profile to calibrate (default: default)")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in ("run", "_train"):
         p = sub.add_parser(command)
@@ -161,10 +178,12 @@ def main(argv=None):
         p.add_argument("--runs-dir", help="root of the variants' run folders (not used for 'committed')")
     p = sub.add_parser("summarize")
     p.add_argument("--runs-dir", required=True)
-    p.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v != "committed"])
+    p.add_argument("--variants", nargs="+", help="default: every variant (but seed for a seedless profile)")
     args = parser.parse_args(argv)
+    PROFILE = args.profile
     if args.command == "summarize":
-        summarize(args.runs_dir, args.variants)
+        skip = ("committed", "seed") if PROFILE in SEEDLESS else ("committed",)
+        summarize(args.runs_dir, args.variants or [v for v in VARIANTS if v not in skip])
         return
     runs_dir = None if args.variant == "committed" else (args.runs_dir or "/tmp/pa3-calibration")
     (train if args.command == "_train" else run)(args.variant, runs_dir)

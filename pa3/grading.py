@@ -28,8 +28,9 @@ METRIC_NAMES = dict(CHECKED)
 
 
 def checked_values(metrics):
-    """{key: value} of the numbers ``check_runs`` checks, from a run's metrics.json dict (fractions)."""
-    values = {"miou": metrics["miou"], "pixel_acc": metrics["pixel_acc"]}
+    """{key: value} of the numbers ``check_runs`` checks, from a run's metrics.json dict (fractions; a NaN, which
+    JSON stores as null, comes back as NaN and fails its band)."""
+    values = {key: float("nan") if metrics[key] is None else float(metrics[key]) for key in ("miou", "pixel_acc")}
     for name in labels.REPORT_CLASSES:
         value = metrics["iou"].get(name)  # {class name: IoU}; null for a class absent from both
         values[f"iou/{name}"] = float("nan") if value is None else float(value)

@@ -7,6 +7,8 @@
 - ``"colab"`` — real Cityscapes on Colab's free 15 GB T4, each notebook within one session (3 T4-hours):
   256x512, epochs by estimate; ``"colab_report"`` keeps the report's 512x1024, 60-epoch schedule on the T4
   (micro-batches where 8 images do not fit, U-Net+ASPP also with activation checkpointing; many sessions).
+- ``"grading"`` — the default profile's data at 32x64 and 30 steps per run: grading a submission of the
+  student edition (``pa3.assignment``) with nbval in under 5 minutes, against its own calibrated bands.
 - ``"camvid"`` — real street scenes anyone can download (CamVid, ``python -m pa3 data camvid``) on 2 CPU
   cores: the notebooks' FCN runs and U-Net (the heavier models are left to a GPU); ``"camvid_gpu"`` —
   every model on CamVid within 3 T4-hours per notebook.
@@ -109,6 +111,19 @@ PROFILES = {
         name="default", data_root=None, height=64, width=128,
         budgets={"resnet50_deconv": Budget(10, 40, 4), "default": Budget(10, 20, 4)},
         val_limit=None, num_workers=0, threads=1, lr_schedule="poly",
+    ),
+    # Grading a submission of the student edition (pa3.assignment) in under 5 minutes on one CPU core: the
+    # default profile's data and protocol at a quarter of its pixels (32x64, the least every model takes) and
+    # 3 epochs of 10 steps (30 instead of 200), enough for every model to move well away from its initial
+    # weights; the three ResNet-101/ASPP models take batches of 2 (the least ASPP trains on), so that the nine
+    # runs train in about 2 minutes. Its own calibrated bands: pa3/expected/grading.json
+    # (benchmarks/calibration_grading.md).
+    "grading": Profile(
+        name="grading", data_root=None, height=32, width=64,
+        budgets={"default": Budget(3, 10, 4), "deeplabv3": Budget(3, 10, 2), "resnet101_aspp": Budget(3, 10, 2),
+                 "unet_aspp": Budget(3, 10, 2)},
+        val_limit=None, num_workers=0, threads=1, lr_schedule="poly",
+        figures_dir=str(REPO_ROOT / "figures" / "grading"),
     ),
     # A GPU and real Cityscapes: the report's scale (512x1024, batch 8, 60 epochs), planned for a 40 GB A100.
     # U-Net+ASPP's two full-size ASPPs need ~57 GiB for 8 images: two micro-batches of 4 (~29 GiB).
@@ -267,8 +282,9 @@ def setup_notebook(profile=None, data_root=None, seed=0):
     seed_everything(seed)
     if prof.threads:
         torch.set_num_threads(prof.threads)
-    torch.use_deterministic_algorithms(prof.name == "default", warn_only=True)
-    if prof.name == "default" and torch.cuda.is_available():
+    calibrated_on_cpus = prof.name in ("default", "grading")
+    torch.use_deterministic_algorithms(calibrated_on_cpus, warn_only=True)
+    if calibrated_on_cpus and torch.cuda.is_available():
         # The default profile's expected values are calibrated on CPUs, in fp32 and bf16. A GPU's TF32 and
         # fp16 numerics were never measured against them, so they stay off: fp32 on a GPU (PA3_AMP=off).
         torch.backends.cuda.matmul.allow_tf32 = False
