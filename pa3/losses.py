@@ -43,6 +43,7 @@ def class_weights(frequencies, method="median", c=1.02):
     Returns:
         torch.float32 (C,); classes with count 0 get weight 0.
     """
+    # BEGIN SOLUTION task 2
     n = np.asarray(frequencies.cpu() if torch.is_tensor(frequencies) else frequencies, dtype=np.float64)
     if n.ndim != 1:
         raise ValueError(f"frequencies must be a 1-D vector of per-class counts, got shape {n.shape}")
@@ -65,6 +66,7 @@ def class_weights(frequencies, method="median", c=1.02):
     else:
         raise ValueError(f"unknown class-weight method {method!r}; choose one of {WEIGHT_METHODS}")
     return torch.tensor(w, dtype=torch.float32)
+    # END SOLUTION
 
 
 def cross_entropy(logits, target, weight=None, ignore_index=IGNORE_INDEX):
@@ -86,7 +88,9 @@ def cross_entropy(logits, target, weight=None, ignore_index=IGNORE_INDEX):
     if weight is None:
         denom = valid.sum().to(total.dtype)
     else:
+        # BEGIN SOLUTION task 2
         denom = (weight.to(total.dtype)[torch.where(valid, target, 0)] * valid).sum()
+        # END SOLUTION
     return total / torch.where(denom > 0, denom, torch.ones_like(denom))
 
 
@@ -108,6 +112,7 @@ def dice_loss(logits, target, ignore_index=IGNORE_INDEX, smooth=1.0):
     Returns:
         scalar tensor in [0, 1].
     """
+    # BEGIN SOLUTION task 3
     num_classes = logits.shape[1]
     prob = logits.float().softmax(dim=1)  # (N, C, H, W)
     valid = (target != ignore_index).unsqueeze(1)  # (N, 1, H, W)
@@ -123,6 +128,7 @@ def dice_loss(logits, target, ignore_index=IGNORE_INDEX, smooth=1.0):
     n_present = present.sum()
     mean_dice = (dice * present).sum() / torch.where(n_present > 0, n_present, torch.ones_like(n_present))
     return (1 - mean_dice) * (n_present > 0)
+    # END SOLUTION
 
 
 def _check_channels(logits, num_classes):

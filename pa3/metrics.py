@@ -92,10 +92,21 @@ def nanmean(x):
     return float(x.mean()) if x.size else float("nan")
 
 
-def _iou(mat):
+_SAID = set()
+
+
+def _say_once(message):
+    if message not in _SAID:
+        _SAID.add(message)
+        print(message)
+
+
+def iou_per_class(mat):
     """IoU per class of a square confusion matrix (float64, NaN where TP + FP + FN == 0)."""
+    # BEGIN SOLUTION task 1
     tp = np.diag(mat)
     return divide(tp, mat.sum(1) + mat.sum(0) - tp)
+    # END SOLUTION
 
 
 def category_ious(mat, category_index, num_categories):
@@ -144,7 +155,11 @@ def metrics_from_confusion(mat, class_names=None, category_index=None):
         category_index = labels.category_index(space)
 
     tp, gt = np.diag(mat), mat.sum(1)
-    iou = _iou(mat)
+    try:
+        iou = iou_per_class(mat)
+    except NotImplementedError as error:  # the student edition before Task 1 (pa3.assignment): train without IoU
+        _say_once(f"{error} Until then IoU and mIoU are NaN.")
+        iou = np.full(num_classes, np.nan)
     category_iou = {}
     if category_index is not None:
         names = labels.CATEGORIES

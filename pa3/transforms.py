@@ -239,6 +239,7 @@ class TrainPreset:
         self._zoom = self.scale is not None and self.scale != (1.0, 1.0)
 
     def __call__(self, image, mask):
+        # BEGIN SOLUTION task 4
         image, mask = _check(image, mask)
         crop = self.crop_size or tuple(image.shape[-2:])
         factor = _uniform(*self.scale) if self._zoom else 1.0
@@ -267,6 +268,7 @@ class TrainPreset:
         else:  # warped and/or jittered: float32 in [0, 255], ours
             image = _normalize_255(image)
         return image, mask.to(torch.int64)
+        # END SOLUTION
 
     def __repr__(self):
         return (f"TrainPreset(crop_size={self.crop_size}, scale={self.scale}, hflip={self.hflip}, "
@@ -303,6 +305,7 @@ class V2TrainPreset:
         self.rest = v2.Compose(steps)
 
     def __call__(self, image, mask):
+        # BEGIN SOLUTION task 4
         image, mask = _check(image, mask)
         image, mask = tv_tensors.Image(image), tv_tensors.Mask(mask)
         height, width = image.shape[-2:]
@@ -315,6 +318,7 @@ class V2TrainPreset:
         image, mask = v2.RandomCrop(crop, pad_if_needed=True, fill=self.fill)(image, mask)
         image, mask = self.rest(image, mask)
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+        # END SOLUTION
 
     def __repr__(self):
         return f"V2TrainPreset(crop_size={self.crop_size}, scale={self.scale}, steps={self.rest})"

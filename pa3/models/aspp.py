@@ -34,6 +34,7 @@ class ASPP(nn.Module):
     def __init__(self, in_channels, out_channels, branch_channels=128, rates=(6, 12, 18), dropout=0.0,
                  activation=True):
         super().__init__()
+        # BEGIN SOLUTION task 7
         c = branch_channels
         self.conv1x1 = nn.Conv2d(in_channels, c, 1)  # row 1
         self.atrous = nn.ModuleList(
@@ -43,8 +44,10 @@ class ASPP(nn.Module):
         self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), *conv_bn_relu(in_channels, c, 1))  # row 5
         n = (2 + len(rates)) * c
         self.project = conv_bn_relu(n, out_channels, 1) if activation else nn.Conv2d(n, out_channels, 1)  # row 8
+        # END SOLUTION
 
     def forward(self, x):
+        # BEGIN SOLUTION task 7
         if self.training and x.shape[0] == 1:
             raise ValueError("ASPP's image-pooling branch applies BatchNorm to a 1x1 map: training needs a "
                              "batch size of at least 2 (or call model.eval() for inference)")
@@ -52,6 +55,7 @@ class ASPP(nn.Module):
         pooled = F.interpolate(self.pooling(x), size=size, mode="bilinear", align_corners=True)  # row 6
         branches = [self.conv1x1(x), *(a(x) for a in self.atrous), pooled]  # 5 x (N, 128, h, w)
         return self.project(torch.cat(branches, dim=1))  # row 7-8: (N, out_channels, h, w)
+        # END SOLUTION
 
 
 class ResNet101ASPP(SegmentationModel):
@@ -74,6 +78,7 @@ class ResNet101ASPP(SegmentationModel):
 
     def __init__(self, num_classes, pretrained=False, output_stride=8, dropout=0.0):
         super().__init__()
+        # BEGIN SOLUTION task 7
         dilate = {8: [False, True, True], 16: [False, False, True], 32: [False, False, False]}
         if output_stride not in dilate:
             raise ValueError(f"output_stride must be one of {sorted(dilate)}; got {output_stride!r}")
@@ -83,12 +88,15 @@ class ResNet101ASPP(SegmentationModel):
         self.classifier = nn.Conv2d(128, num_classes, 1)
         xavier_init_(self)
         _load_resnet_backbone(self.backbone, pretrained, self.weights)
+        # END SOLUTION
 
     def forward(self, x):  # (N, 3, H, W)
+        # BEGIN SOLUTION task 7
         f = self.backbone(x)  # (N, 2048, H/8, W/8)
         f = self.aspp(f)  # (N, 128, H/8, W/8)
         logits = self.classifier(f)  # (N, num_classes, H/8, W/8)
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)  # (N, C, H, W)
+        # END SOLUTION
 
     def checkpoint_blocks(self):
         return [*_bottlenecks(self.backbone), self.aspp]
@@ -117,11 +125,13 @@ class UNetASPP(UNet):
 
     def __init__(self, num_classes, dropout=0.0):
         super().__init__(num_classes)
+        # BEGIN SOLUTION task 8
         self.deconv4 = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
                                      ASPP(128, 64, dropout=dropout))  # (N, 128, H/2, W/2) -> (N, 64, H, W)
         self.classifier = ASPP(64, num_classes, dropout=dropout, activation=False)  # -> (N, num_classes, H, W)
         xavier_init_(self.deconv4)
         xavier_init_(self.classifier)
+        # END SOLUTION
 
     def checkpoint_blocks(self):
         return [*super().checkpoint_blocks(), self.classifier]  # deconv4 and the classifier: full-size ASPPs

@@ -21,6 +21,7 @@ class UNet(SegmentationModel):
 
     def __init__(self, num_classes):
         super().__init__()
+        # BEGIN SOLUTION task 5
         self.block1 = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(inplace=True), *conv_bn_relu(64, 64))
         self.block2 = self._down(64, 128)
         self.block3 = self._down(128, 256)
@@ -32,6 +33,7 @@ class UNet(SegmentationModel):
         self.deconv4, self.block9 = self._up(128), self._double(128, 64)
         self.classifier = nn.Conv2d(64, num_classes, 1)
         xavier_init_(self)
+        # END SOLUTION
 
     @staticmethod
     def _double(cin, cout):
@@ -47,6 +49,7 @@ class UNet(SegmentationModel):
                              *conv_bn_relu(cin, cin // 2))
 
     def forward(self, x):  # (N, 3, H, W)
+        # BEGIN SOLUTION task 5
         x1 = self.block1(x)  # (N, 64, H, W)
         x2 = self.block2(x1)  # (N, 128, H/2, W/2)
         x3 = self.block3(x2)  # (N, 256, H/4, W/4)
@@ -57,6 +60,7 @@ class UNet(SegmentationModel):
         x = self.block8(torch.cat([x2, self.deconv3(x)], 1))  # (N, 128, H/2, W/2)
         x = self.block9(torch.cat([x1, self.deconv4(x)], 1))  # (N, 64, H, W)
         return self.classifier(x)  # (N, num_classes, H, W)
+        # END SOLUTION
 
     def checkpoint_blocks(self):
         return [self.block1, self.block2, self.block3, self.block4, self.block5, self.deconv1, self.block6,
