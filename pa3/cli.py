@@ -1,4 +1,4 @@
-"""Command line: ``python -m pa3 {generate,data,check,train,evaluate}``.
+"""Command line: ``python -m pa3 {generate,data,check,train,evaluate,assignment}``.
 
     python -m pa3 generate                          # the embedded synthetic set (data/synthetic)
     python -m pa3 data camvid                       # real street scenes: CamVid in the Cityscapes layout (data/camvid)
@@ -6,6 +6,7 @@
     python -m pa3 train --model fcn --epochs 10     # trains into runs/fcn (resumes if interrupted)
     python -m pa3 evaluate --checkpoint runs/fcn/best.pt --out preds/
     torchrun --nproc_per_node=4 -m pa3 train --model unet --data /data/cityscapes
+    python -m pa3 assignment release student/       # the student edition (pa3.assignment); also check, run, grade
 
 ``--data`` defaults to ``$PA3_DATA``, else the embedded synthetic set (generated on first use).
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pa3 import distributed, labels
+from pa3.assignment import cli as assignment_cli
 from pa3.config import LR_SCHEDULES, TrainConfig
 from pa3.device import AMP_MODES
 
@@ -124,6 +126,7 @@ def build_parser():
     _add_check(sub)
     _add_train(sub)
     _add_evaluate(sub)
+    assignment_cli.add_parser(sub)
     return parser
 
 
@@ -288,7 +291,8 @@ def cmd_data(args):
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "data": cmd_data, "check": cmd_check, "train": cmd_train, "evaluate": cmd_evaluate}
+COMMANDS = {"generate": cmd_generate, "data": cmd_data, "check": cmd_check, "train": cmd_train, "evaluate": cmd_evaluate,
+            "assignment": assignment_cli.run}
 
 
 def main(argv=None):

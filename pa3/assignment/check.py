@@ -1,0 +1,148 @@
+"""The task checks: ``python -m pa3 assignment check`` (students, public checks) and the same runner for
+grading (public + hidden checks, against a submission's own ``pa3``).
+
+The checks are plain pytest files, ``checks/public/test_task<N>.py`` and ``checks/hidden/test_task<N>.py``.
+They run in a fresh process whose ``PYTHONPATH`` starts with the folder whose ``pa3`` is under test, with an
+empty pytest configuration (no conftest, no nbval options) and pytest's importlib mode, so the check files
+import that ``pa3`` and nothing else.
+"""
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from pa3 import project_dir
+from pa3.assignment.processes import PLUGIN, PLUGIN_NAME, read_verdicts, run_limited
+from pa3.assignment.tasks import TASKS
+
+CHECKS_DIR = Path(__file__).parent / "checks"
+NOT_IMPLEMENTED = re.compile(r"NotImplementedError: (Task (\d+)) \(")
+
+
+def check_files(task, kinds=("public",), checks_dir=CHECKS_DIR):
+    """The check files of ``task`` (public, and hidden when asked and present)."""
+    files = [Path(checks_dir) / kind / f"test_task{task}.py" for kind in kinds]
+    return [f for f in files if f.is_file()]
+
+
+def pytest_env(code_root, helper_dir, report_path, extra=None):
+    """The environment a submission's code runs in: its ``pa3`` first on the path, the report plugin after."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PA3_") and k != "PYTHONPATH"}
+    env.update({"PYTHONPATH": os.pathsep.join([str(code_root), str(helper_dir)]), "PA3_HOME": str(code_root),
+                "PA3_GRADE_REPORT": str(report_path), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", **(extra or {})})
+    return env
+
+
+def write_helpers(helper_dir):
+    """The report plugin and an empty pytest configuration, in ``helper_dir``."""
+    helper_dir = Path(helper_dir)
+    helper_dir.mkdir(parents=True, exist_ok=True)
+    (helper_dir / f"{PLUGIN_NAME}.py").write_text(PLUGIN)
+    (helper_dir / "pytest.ini").write_text("[pytest]\n")
+    return helper_dir
+
+
+def pytest_command(helper_dir, paths, *options):
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
+            "--import-mode=importlib", "-c", str(Path(helper_dir) / "pytest.ini"), "--rootdir", str(helper_dir),
+            "-p", PLUGIN_NAME, *options, *map(str, paths)]
+
+
+def run_checks(tasks, code_root, helper_dir, timeout, kinds=("public",), checks_dir=CHECKS_DIR, report_name="checks"):
+    """Run the checks of ``tasks`` against the ``pa3`` in ``code_root``, in one fresh process.
+
+    Returns ({task: (passed, [(check, message)])} for the tasks whose checks all finished, finished process).
+    A task missing from the dict did not finish within ``timeout`` (the process was stopped).
+    """
+    report = Path(helper_dir) / f"{report_name}.jsonl"
+    report.unlink(missing_ok=True)
+    files = {task: [_copy_in(path, helper_dir) for path in check_files(task, kinds, checks_dir)] for task in tasks}
+    finished = run_limited(pytest_command(helper_dir, [f for fs in files.values() for f in fs]), timeout,
+                           cwd=code_root, env=pytest_env(code_root, helper_dir, report))
+    verdicts = read_verdicts(report)
+    results = {}
+    for task, paths in files.items():
+        names = {str(p.relative_to(helper_dir)) for p in paths}
+        mine = {nodeid: row for nodeid, row in verdicts.items() if nodeid.partition("::")[0] in names}
+        if finished.timed_out and (not mine or any(r["outcome"] == "collected" for r in mine.values())):
+            continue  # stopped before all of its checks ran
+        failures = [(_check_name(nodeid), _explain(row["message"])) for nodeid, row in mine.items()
+                    if row["outcome"] not in ("passed", "collected")]
+        if not mine and not failures:  # nothing reported: the process died before collecting (a crash)
+            tail = "\n".join(finished.output.strip().splitlines()[-5:])
+            failures = [(f"task {task} checks", f"{finished.why()}: {tail}" if tail else finished.why())]
+        elif any(r["outcome"] == "collected" for r in mine.values()):
+            failures.append((f"task {task} checks", f"not all checks ran: the process ended ({finished.why()})"))
+        results[task] = (not failures, failures)
+    return results, finished
+
+
+def _copy_in(path, helper_dir):
+    """A copy of check file ``path`` under ``helper_dir``/checks/<kind>/: pytest's rootdir holds every check,
+    so each has a distinct test id, and the submission cannot touch the copies."""
+    target = Path(helper_dir) / "checks" / path.parent.name / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(path.read_bytes())
+    return target
+
+
+def _check_name(nodeid):
+    path, _, test = nodeid.partition("::")
+    kind = "hidden" if "/hidden/" in f"/{path}" else "public"
+    return f"{kind} {Path(path).name}" + (f"::{test}" if test else " (does not import)")
+
+
+def _explain(message):
+    found = NOT_IMPLEMENTED.search(message)
+    return f"not implemented yet ({found.group(1)}: {TASKS[int(found.group(2))].title})" if found else message
+
+
+def check(tasks=None, root=None, timeout=600):
+    """Run the public checks of ``tasks`` (default all) against this folder's ``pa3``; print a table.
+    Returns 0 when every task passes, else 1."""
+    root = Path(root or project_dir())
+    numbers = tasks or list(TASKS)
+    unknown = [n for n in numbers if n not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown task {unknown[0]}; the tasks are {list(TASKS)}")
+    print(f"public checks of {root}/pa3 ({len(numbers)} task{'s' if len(numbers) != 1 else ''})")
+    all_passed = True
+    with tempfile.TemporaryDirectory(prefix="pa3-check-") as helper_dir:
+        write_helpers(helper_dir)
+        results, finished = run_checks(numbers, root, helper_dir, timeout)
+        for number in numbers:
+            passed, failures = results.get(number, (False, [(f"task {number} checks", finished.why())]))
+            all_passed &= passed
+            print(f"Task {number} ({TASKS[number].title}, {TASKS[number].points} points): "
+                  f"{'passed' if passed else 'FAILED'}")
+            for name, message in failures:
+                print(f"    {name}: " + message.replace("\n", "\n        "))
+    print("every task passes its public checks" if all_passed else
+          "some tasks fail: fix them, then run python -m pa3 assignment check again")
+    return 0 if all_passed else 1
+
+
+def run_notebooks(root=None, timeout=600, names=None):
+    """Execute every notebook of ``root`` in place, with ``root``'s pa3, under the grading profile (what the
+    grader compares against); ``names``: only those notebooks. Returns the exit status."""
+    root = Path(root or project_dir())
+    notebooks = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if names is not None:  # only these (e.g. ["02_losses"]) after a change that only they show
+        notebooks = [path for path in notebooks if path.stem in names]
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks in {root / 'notebooks'}: run this in the student edition's folder")
+    pythonpath = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))  # this folder's pa3
+    env = {**os.environ, "PA3_PROFILE": "grading", "PA3_HOME": str(root), "PYTHONPATH": pythonpath,
+           "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+               f"--ExecutePreprocessor.timeout={timeout}", "--ExecutePreprocessor.record_timing=False",
+               *map(str, notebooks)]
+    finished = run_limited(command, timeout * len(notebooks), cwd=root, env=env)
+    if finished.returncode != 0:
+        print(finished.output[-3000:])
+        print(f"executing the notebooks failed ({finished.why()}); the first error is above")
+        return 1
+    print(f"executed {len(notebooks)} notebooks in place under the grading profile ({finished.seconds:.0f} s)")
+    return 0

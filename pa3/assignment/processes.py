@@ -1,0 +1,114 @@
+"""Running a submission's code in a fresh process with a time limit, and reading pytest's verdicts back.
+
+Each step of grading is one subprocess in its own session: at the time limit the whole process group is
+killed (pytest and the Jupyter kernel nbval started), so a submission that loops forever cannot outlive it.
+Verdicts come back through a small pytest plugin (``PLUGIN``) that appends one JSON line per test.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+PLUGIN_NAME = "pa3_grade_report"
+PLUGIN = '''"""Written by pa3.assignment: one JSON line per test outcome into $PA3_GRADE_REPORT."""
+import json
+import os
+import re
+
+
+def _message(report):
+    text = getattr(report, "longreprtext", "") or str(report.longrepr or "")
+    text = re.sub(r"\\x1b\\[[0-9;]*m", "", text)  # nbval colours its reports
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+    kept = errors[:4] if errors else lines[-6:]  # the assertion itself, not pytest's expansion of it
+    return "\\n".join(line[:300] for line in kept)
+
+
+def _write(nodeid, path, when, outcome, message):
+    with open(os.environ["PA3_GRADE_REPORT"], "a") as f:
+        f.write(json.dumps({"nodeid": nodeid, "path": str(path), "when": when, "outcome": outcome,
+                            "message": message}) + "\\n")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    for item in items:
+        _write(item.nodeid, item.path, "collect", "collected", "")
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or report.outcome != "passed":
+        _write(report.nodeid, report.fspath, report.when, report.outcome, "" if report.passed else _message(report))
+
+
+def pytest_collectreport(report):
+    if report.failed:
+        _write(report.nodeid, report.fspath, "collect", "failed", _message(report))
+'''
+
+
+@dataclass
+class Finished:
+    returncode: int | None  # None: killed at the time limit
+    output: str
+    seconds: float
+
+    @property
+    def timed_out(self):
+        return self.returncode is None
+
+    def why(self):
+        """One line on how the process ended, for feedback."""
+        if self.timed_out:
+            return f"stopped at its time limit after {self.seconds:.0f} s"
+        if self.returncode < 0:
+            try:
+                name = signal.Signals(-self.returncode).name
+            except ValueError:
+                name = f"signal {-self.returncode}"
+            return f"crashed ({name})"
+        return f"exit status {self.returncode}"
+
+
+def run_limited(command, timeout, cwd, env):
+    """Run ``command`` with ``timeout`` seconds; on timeout kill its whole process group. Returns Finished."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, errors="replace", start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=max(1.0, timeout))
+        returncode = process.returncode
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        output, _ = process.communicate()
+        returncode = None
+    _kill_group(process)  # whatever it left behind (a kernel nbval started) goes too
+    return Finished(returncode, output or "", time.monotonic() - started)
+
+
+def _kill_group(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def read_verdicts(path):
+    """{nodeid: {"outcome", "path", "when", "message"}} from the plugin's JSON lines. Every collected test first
+    has outcome "collected" (still so if the process was stopped before it ran); then the last word on it
+    wins, except that a failure (in setup, call or teardown) is kept over a later pass."""
+    verdicts = {}
+    if not os.path.exists(path):
+        return verdicts
+    with open(path) as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut off by the kill at the time limit
+            old = verdicts.get(row["nodeid"])
+            if old is None or old["outcome"] in ("passed", "collected"):
+                verdicts[row["nodeid"]] = row
+    return verdicts
