@@ -68,6 +68,15 @@ def band_failures(name, values, bands):
     return failures
 
 
+def claim_failures(claims, values):
+    """[(better, worse, message)] for every claim ``[better, worse, key]`` between two runs of ``values``
+    ({run: checked_values}) that does not hold; claims naming a run outside ``values`` are not checked."""
+    return [(better, worse, f"claim '{better} beats {worse} in {METRIC_NAMES[key]}' does not hold: "
+                            f"{values[better][key]:.3f} vs {values[worse][key]:.3f}")
+            for better, worse, key in claims
+            if better in values and worse in values and not values[better][key] > values[worse][key]]
+
+
 def check_runs(names, profile):
     """Assert that the trained numbers of experiments ``names`` lie in their calibrated bands.
 
@@ -89,10 +98,7 @@ def check_runs(names, profile):
         failures += band_failures(name, values[name], expected["runs"][name])
         checked += len(expected["runs"][name])
     claims = [c for c in expected["claims"] if c[0] in values and c[1] in values]
-    for better, worse, key in claims:
-        if not values[better][key] > values[worse][key]:
-            failures.append(f"claim '{better} beats {worse} in {METRIC_NAMES[key]}' does not hold: "
-                            f"{values[better][key]:.3f} vs {values[worse][key]:.3f}")
+    failures += [message for _, _, message in claim_failures(claims, values)]
     if failures:
         raise AssertionError("trained numbers outside their calibrated bands (see benchmarks/calibration.md):\n"
                              + "\n".join(failures))

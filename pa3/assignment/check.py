@@ -17,6 +17,9 @@ from pa3.assignment.processes import PLUGIN, PLUGIN_NAME, read_verdicts, run_lim
 from pa3.assignment.tasks import TASKS
 
 CHECKS_DIR = Path(__file__).parent / "checks"
+# What every run of a submission's code gets, as `make test` and conftest.py set it for the committed outputs:
+# no progress bars, one thread, a fixed hash seed.
+QUIET = {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 NOT_IMPLEMENTED = re.compile(r"NotImplementedError: (Task (\d+)) \(")
 
 
@@ -30,8 +33,7 @@ def pytest_env(code_root, helper_dir, report_path, extra=None):
     """The environment a submission's code runs in: its ``pa3`` first on the path, the report plugin after."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PA3_") and k != "PYTHONPATH"}
     env.update({"PYTHONPATH": os.pathsep.join([str(code_root), str(helper_dir)]), "PA3_HOME": str(code_root),
-                "PA3_GRADE_REPORT": str(report_path), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", **(extra or {})})
+                "PA3_GRADE_REPORT": str(report_path), **QUIET, **(extra or {})})
     return env
 
 
@@ -134,8 +136,7 @@ def run_notebooks(root=None, timeout=600, names=None):
     if not notebooks:
         raise FileNotFoundError(f"no notebooks in {root / 'notebooks'}: run this in the student edition's folder")
     pythonpath = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))  # this folder's pa3
-    env = {**os.environ, "PA3_PROFILE": "grading", "PA3_HOME": str(root), "PYTHONPATH": pythonpath,
-           "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    env = {**os.environ, "PA3_PROFILE": "grading", "PA3_HOME": str(root), "PYTHONPATH": pythonpath, **QUIET}
     command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
                f"--ExecutePreprocessor.timeout={timeout}", "--ExecutePreprocessor.record_timing=False",
                *map(str, notebooks)]

@@ -153,7 +153,7 @@ def grade_one(path, source, data, time_limit, task_time_limit):
             result.failures.append(("import pa3", f"{imported.why()}: {tail}" if tail else imported.why()))
         else:
             tasks_passed = task_checks(work, helpers, source, task_time_limit, left, result)
-            cells = run_notebooks(work, helpers, tmp, source, max(1.0, left()), result)
+            cells = nbval_notebooks(work, helpers, tmp, source, max(1.0, left()), result)
             score(result, tasks_passed, cells, cell_info(work), bands(work))
         result.seconds = time.monotonic() - started
     return result
@@ -219,7 +219,7 @@ def prepare(work, source, data, result):
     (work / "data" / Path(data).name).symlink_to(Path(data).resolve(), target_is_directory=True)
 
 
-def run_notebooks(work, helpers, tmp, source, timeout, result):
+def nbval_notebooks(work, helpers, tmp, source, timeout, result):
     """nbval over the submission's notebooks under the grading profile.
 
     Returns {notebook: {code cell index: (outcome, message)}} (a notebook absent from the result was not
@@ -256,7 +256,7 @@ def bands(work):
     """{run: [failure message]} for every experiment: the calibrated bands of the grading profile, with this
     release's expected values; a claim ("a beats b") between two runs inside their bands is charged to both."""
     from pa3.experiments import EXPERIMENTS
-    from pa3.grading import METRIC_NAMES, band_failures, checked_values, load_expected
+    from pa3.grading import band_failures, checked_values, claim_failures, load_expected
 
     expected = load_expected(PROFILE)
     values, failures = {}, {name: [] for name in EXPERIMENTS}
@@ -272,12 +272,10 @@ def bands(work):
             continue
         values[name] = checked_values(metrics)
         failures[name] += band_failures(name, values[name], expected["runs"][name])
-    inside = {name for name in values if not failures[name]}
-    for better, worse, key in expected["claims"]:  # between runs inside their bands (else already charged)
-        if better in inside and worse in inside and not values[better][key] > values[worse][key]:
-            for name in (better, worse):
-                failures[name].append(f"claim '{better} beats {worse} in {METRIC_NAMES[key]}' does not hold: "
-                                      f"{values[better][key]:.3f} vs {values[worse][key]:.3f}")
+    inside = {name: v for name, v in values.items() if not failures[name]}  # others are charged already
+    for better, worse, message in claim_failures(expected["claims"], inside):
+        failures[better].append(message)
+        failures[worse].append(message)
     return failures
 
 
