@@ -153,6 +153,26 @@ def test_short_path_hides_the_machine_prefix_inside_the_project(tmp_path, monkey
     assert pa3.short_path("/somewhere/else") == "/somewhere/else"
 
 
+def test_short_path_does_not_follow_a_linked_data_folder(tmp_path, monkeypatch):
+    """A grader links the embedded set into a submission: the notebooks must print what the student's own
+    data folder printed (../data/synthetic), not the link's target."""
+    import pa3
+
+    elsewhere = tmp_path / "elsewhere" / "synthetic"
+    elsewhere.mkdir(parents=True)
+    home = tmp_path / "submission"
+    (home / "data").mkdir(parents=True)
+    (home / "notebooks").mkdir()
+    (home / "data" / "synthetic").symlink_to(elsewhere, target_is_directory=True)
+    monkeypatch.setenv("PA3_HOME", str(home))
+    monkeypatch.chdir(home / "notebooks")
+    assert pa3.short_path(home / "data" / "synthetic") == "../data/synthetic"
+    linked_home = tmp_path / "linked"  # the project itself reached through a link
+    linked_home.symlink_to(home, target_is_directory=True)
+    monkeypatch.setenv("PA3_HOME", str(linked_home))
+    assert pa3.short_path(linked_home / "data" / "synthetic") == "../data/synthetic"
+
+
 def test_default_set_is_the_same_without_numpy_simd(tmp_path):
     """The default set, generated with numpy's AVX2 and AVX-512 code paths off, matches the committed
     manifest (data/synthetic.sha256) pixel for pixel: the data does not depend on the CPU."""
