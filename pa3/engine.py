@@ -6,6 +6,8 @@ with Adam (the report's optimiser), validates every epoch and keeps a run folder
     run_dir/config.json    the TrainConfig
     run_dir/history.csv    one row per epoch (also history.json)
     run_dir/metrics.json   validation metrics of the best epoch (by mIoU)
+    run_dir/confusions.json   the validation confusion matrix of every epoch (a grader rescores them)
+    run_dir/sources.json   the digest of the pa3 sources that trained it (pa3.files.sources_digest)
     run_dir/best.pt, last.pt, last.prev.pt   checkpoints (pa3.checkpoint)
 
 Runs survive interruptions: ``fit`` saves ``last.pt`` at the end of every epoch and, on a time budget,
@@ -27,14 +29,15 @@ from tqdm import tqdm
 from pa3 import checkpoint, distributed, labels, memory, rng
 from pa3.checkpoint import Progress
 from pa3.device import autocast, resolve_amp, resolve_device, use_channels_last
-from pa3.files import remove, remove_temporaries, write_csv, write_json
+from pa3.files import read_json, remove, remove_temporaries, sources_digest, write_csv, write_json
 # evaluation and prediction live in pa3.inference; importable from here too (pa3.engine.evaluate, ...)
 from pa3.inference import evaluate, metrics_summary, predict, predict_sliding, to_device  # noqa: F401
 from pa3.losses import build_loss
 from pa3.models import set_checkpointing
 
 POLY_POWER = 0.9
-RUN_FILES = ("last.pt", "last.prev.pt", "best.pt", "history.json", "history.csv", "metrics.json")
+RUN_FILES = ("last.pt", "last.prev.pt", "best.pt", "history.json", "history.csv", "metrics.json", "confusions.json",
+             "sources.json")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -343,6 +346,7 @@ def _validate_and_save(run, val_loader, config, progress, run_dir):
             checkpoint.save_checkpoint(checkpoint.best_state(run.model, config, run.num_classes, progress),
                                        run_dir / "best.pt")
         _save_last(run, config, progress, run_dir)
+        _write_confusion(run_dir, progress.epoch, metrics["confusion"])
         _write_results(run_dir, progress, "running", run.amp_dtype)
     distributed.barrier()
 
@@ -378,6 +382,7 @@ def _start_run_folder(run_dir, config, start_over):
             remove(run_dir / name)
     remove_temporaries(run_dir)  # of a process killed while writing
     write_json(run_dir / "config.json", config.to_dict())
+    write_json(run_dir / "sources.json", {"pa3_sources": sources_digest()})
 
 
 def _history_row(progress, metrics, optimizer):
@@ -398,6 +403,14 @@ def _end_epoch(progress, row, metrics):
     if improved:
         progress.best_metrics = {"best_epoch": progress.epoch, **metrics_summary(metrics)}
     return improved
+
+
+def _write_confusion(run_dir, epoch, confusion):
+    """confusions.json: the validation confusion matrix of epochs 1..``epoch`` (an epoch redone after a resume
+    replaces its earlier entry). pa3.assignment.grade recomputes every metric from them with its own code."""
+    path = run_dir / "confusions.json"
+    saved = read_json(path, "confusion matrices", "delete it and train the run again", expect=list) if path.exists() else []
+    write_json(path, saved[:epoch - 1] + [confusion])
 
 
 def _write_results(run_dir, progress, status, amp_dtype):

@@ -16,7 +16,7 @@ from pa3 import labels
 from pa3.checkpoint import load_model
 from pa3.config import TrainConfig, upgrade_config_dict
 from pa3.data import CityscapesSegmentation
-from pa3.files import read_run_file
+from pa3.files import read_run_file, sources_digest
 from pa3.models import MODELS
 from pa3.train import class_weights_for, train
 
@@ -114,22 +114,32 @@ def run_dir(name, profile):
     return Path(profile.runs_dir) / profile.name / name
 
 
+def same_sources(name, profile):
+    """True when the run folder was trained by the pa3 sources running now (its sources.json)."""
+    folder = run_dir(name, profile)
+    if not (folder / "sources.json").exists():
+        return False
+    return read_run_file(folder, "sources.json", keys=("pa3_sources",))["pa3_sources"] == sources_digest()
+
+
 def is_complete(name, profile):
-    """True when the run folder holds a finished run of exactly this experiment's configuration."""
+    """True when the run folder holds a finished run of exactly this experiment's configuration, trained by
+    the pa3 sources running now."""
     folder = run_dir(name, profile)
     if not (folder / "metrics.json").exists() or not (folder / "config.json").exists():
         return False
     status = read_run_file(folder, "metrics.json", keys=("status",))["status"]
     saved = read_run_file(folder, "config.json", keys=("model",))
     same_config = upgrade_config_dict(saved) == make_config(name, profile).to_dict()  # fields added since: defaults
-    return status in ("complete", "early_stopped") and same_config
+    return status in ("complete", "early_stopped") and same_config and same_sources(name, profile)
 
 
 def run_experiment(name, profile, force=False):
     """Train experiment ``name`` unless its run folder is already complete; return the run folder.
 
-    A model the profile leaves to a GPU (``Profile.gpu_only``, no GPU here) is not trained: one line says so
-    and the result is None.
+    A run trained by other pa3 sources (the code changed since) is trained again from the start. A model the
+    profile leaves to a GPU (``Profile.gpu_only``, no GPU here) is not trained: one line says so and the
+    result is None.
     """
     if not trainable([name], profile):
         return None
@@ -137,7 +147,27 @@ def run_experiment(name, profile, force=False):
     if is_complete(name, profile) and not force:
         print(f"{name}: using the finished run in runs/{profile.name}/{name}")
         return folder
-    return train(make_config(name, profile), folder, resume=not force, val_limit=profile.val_limit)
+    stale = (folder / "config.json").exists() and not same_sources(name, profile)
+    if stale:
+        print(f"{name}: runs/{profile.name}/{name} was trained by other pa3 sources; training it again")
+    return train(make_config(name, profile), folder, resume=not (force or stale), val_limit=profile.val_limit)
+
+
+def train_runs(names, profile):
+    """Train (or reuse) the runs ``names``; return those that finished, in order. A run whose training fails
+    (an error in the code it runs) is left out, with one line naming it and the error, so that a comparison
+    shows every run that could be trained instead of stopping at the first that could not."""
+    finished = []
+    for name in names:
+        try:
+            folder = run_experiment(name, profile)
+        except Exception as error:  # noqa: BLE001 - said, and the run is left out of what follows
+            print(f"run {name!r} could not be trained ({type(error).__name__}: {error}): it is missing from the "
+                  f"tables and figures below")
+            continue
+        if folder is not None:
+            finished.append(name)
+    return finished
 
 
 def load_run(name, profile):

@@ -13,6 +13,7 @@ one, never half of one. (A cache's arrays are renamed into place the same way be
 written; generated data, figures and prediction PNGs are rewritten whole by the command that makes them.)
 """
 import csv
+import hashlib
 import json
 import math
 import os
@@ -230,3 +231,18 @@ def write_csv(path, rows):
             writer.writerows(rows)
 
     write_atomically(path, write)
+
+
+def sources_digest(package=None):
+    """SHA-256 over the package's own Python sources (path and bytes of every pa3/**/*.py but the course
+    tooling in pa3/assignment/): the code that trains and scores a run. A run folder records it
+    (sources.json), so a run trained before the code changed is trained again, not reused."""
+    package = Path(package or Path(__file__).parent)
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] == "assignment" or "__pycache__" in relative.parts:
+            continue
+        digest.update(f"{relative.as_posix()}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
