@@ -19,6 +19,16 @@ REPO = project_dir()
 
 
 @pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    """The reference records of the hidden model checks, written as the grader writes them."""
+    from pa3.assignment.probe import write_references
+
+    folder = tmp_path_factory.mktemp("reference")
+    write_references(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
 def edition(tmp_path_factory):
     out = tmp_path_factory.mktemp("assignment") / "student"
     release(out)
@@ -102,9 +112,9 @@ def test_student_edition_fails_exactly_the_task_checks(edition, tmp_path):
         assert named == ({5} if number == 8 else {number}), (number, failures)
 
 
-def test_solution_passes_every_public_and_hidden_check(tmp_path):
-    results, finished = run_checks(list(TASKS), REPO, write_helpers(tmp_path), timeout=300, kinds=("public", "hidden"),
-                                   checks_dir=CHECKS_DIR)
+def test_solution_passes_every_public_and_hidden_check(tmp_path, references):
+    results, finished = run_checks(list(TASKS), REPO, write_helpers(tmp_path, references), timeout=300,
+                                   kinds=("public", "hidden"), checks_dir=CHECKS_DIR)
     assert {n: r[0] for n, r in results.items()} == {n: True for n in TASKS}, results
 
 
@@ -128,6 +138,9 @@ def test_provided_parts_run_in_the_student_edition(edition, tmp_path):
               "p = setup_notebook('grading'); "
               f"p = dataclasses.replace(p, runs_dir={str(tmp_path / 'runs')!r}); "
               "run_experiment('baseline', p); print(json.dumps(json.load(open(run_dir('baseline', p) / 'metrics.json'))))")
+    from pa3.assignment.grade import rescore
+    from pa3.grading import band_failures, load_expected
+
     from pa3.layout import default_data_root
 
     data = default_data_root()  # the embedded set of this checkout, linked into the edition
@@ -142,6 +155,12 @@ def test_provided_parts_run_in_the_student_edition(edition, tmp_path):
     metrics = json.loads(done.stdout.strip().splitlines()[-1])
     assert metrics["status"] == "complete" and metrics["epochs_done"] == 3
     assert 0 < metrics["pixel_acc"] < 1 and metrics["miou"] is None  # NaN, written as null
+    # the grader recomputes every metric from the confusion matrices: without Task 1 the provided run is still
+    # inside its bands, so a missing Task 1 costs Task 1 only
+    confusions = json.loads((tmp_path / "runs" / "grading" / "baseline" / "confusions.json").read_text())
+    assert len(confusions) == 3
+    values = rescore(confusions)
+    assert band_failures("baseline", values, load_expected("grading")["runs"]["baseline"]) == []
 
 
 def test_fill_from_solution_gives_back_the_repository_code(edition, tmp_path):

@@ -6,20 +6,26 @@ They run in a fresh process whose ``PYTHONPATH`` starts with the folder whose ``
 empty pytest configuration (no conftest, no nbval options) and pytest's importlib mode, so the check files
 import that ``pa3`` and nothing else.
 """
+import dataclasses
+import json
 import os
 import re
+import shutil
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 from pa3 import project_dir
-from pa3.assignment.processes import PLUGIN, PLUGIN_NAME, read_verdicts, run_limited
+from pa3.assignment.processes import PLUGIN_FILE, PLUGIN_NAME, read_verdicts, run_limited
 from pa3.assignment.tasks import TASKS
 
 CHECKS_DIR = Path(__file__).parent / "checks"
 # What every run of a submission's code gets, as `make test` and conftest.py set it for the committed outputs:
 # no progress bars, one thread, a fixed hash seed.
 QUIET = {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+# What a submission leaves out (pack) and the grader never copies: environments, data, trained runs, figures.
+LEFT_OUT = {".venv", "venv", "runs", "data", "figures", "__pycache__", ".git", ".ipynb_checkpoints"}
 NOT_IMPLEMENTED = re.compile(r"NotImplementedError: (Task (\d+)) \(")
 
 
@@ -30,24 +36,30 @@ def check_files(task, kinds=("public",), checks_dir=CHECKS_DIR):
 
 
 def pytest_env(code_root, helper_dir, report_path, extra=None):
-    """The environment a submission's code runs in: its ``pa3`` first on the path, the report plugin after."""
+    """The environment a submission's code runs in: its ``pa3`` first on the path, the helpers after (the
+    report plugin, ``pa3_probe`` and, for the hidden checks, the reference records in helper_dir/reference)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PA3_") and k != "PYTHONPATH"}
     env.update({"PYTHONPATH": os.pathsep.join([str(code_root), str(helper_dir)]), "PA3_HOME": str(code_root),
-                "PA3_GRADE_REPORT": str(report_path), **QUIET, **(extra or {})})
+                "PA3_GRADE_REPORT": str(report_path), "PA3_REFERENCE_DIR": str(Path(helper_dir) / "reference"),
+                **QUIET, **(extra or {})})
     return env
 
 
-def write_helpers(helper_dir):
-    """The report plugin and an empty pytest configuration, in ``helper_dir``."""
+def write_helpers(helper_dir, references=None):
+    """Into ``helper_dir``: the report plugin, an empty pytest configuration, ``pa3_probe.py`` (the functional
+    model checks) and the reference records of folder ``references`` (``probe.write_references``) if given."""
     helper_dir = Path(helper_dir)
     helper_dir.mkdir(parents=True, exist_ok=True)
-    (helper_dir / f"{PLUGIN_NAME}.py").write_text(PLUGIN)
+    shutil.copyfile(PLUGIN_FILE, helper_dir / f"{PLUGIN_NAME}.py")
+    shutil.copyfile(Path(__file__).parent / "probe.py", helper_dir / "pa3_probe.py")
     (helper_dir / "pytest.ini").write_text("[pytest]\n")
+    if references is not None:
+        shutil.copytree(references, helper_dir / "reference", dirs_exist_ok=True)
     return helper_dir
 
 
 def pytest_command(helper_dir, paths, *options):
-    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
+    return [sys.executable, "-m", "pytest", "-vv", "-p", "no:cacheprovider", "--noconftest",
             "--import-mode=importlib", "-c", str(Path(helper_dir) / "pytest.ini"), "--rootdir", str(helper_dir),
             "-p", PLUGIN_NAME, *options, *map(str, paths)]
 
@@ -128,22 +140,94 @@ def check(tasks=None, root=None, timeout=600):
 
 def run_notebooks(root=None, timeout=600, names=None):
     """Execute every notebook of ``root`` in place, with ``root``'s pa3, under the grading profile (what the
-    grader compares against); ``names``: only those notebooks. Returns the exit status."""
+    grader compares against); ``names``: only those notebooks. Every notebook runs to its end even when a cell
+    fails (the error is stored as that cell's output, as the grader will see it). Prints which finished runs
+    are reused and each failing cell with its error. Returns the exit status (1 when a cell failed)."""
     root = Path(root or project_dir())
     notebooks = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if names is not None:  # only these (e.g. ["02_losses"]) after a change that only they show
         notebooks = [path for path in notebooks if path.stem in names]
     if not notebooks:
         raise FileNotFoundError(f"no notebooks in {root / 'notebooks'}: run this in the student edition's folder")
+    print(_reused_runs(root))
     pythonpath = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))  # this folder's pa3
     env = {**os.environ, "PA3_PROFILE": "grading", "PA3_HOME": str(root), "PYTHONPATH": pythonpath, **QUIET}
-    command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
-               f"--ExecutePreprocessor.timeout={timeout}", "--ExecutePreprocessor.record_timing=False",
-               *map(str, notebooks)]
-    finished = run_limited(command, timeout * len(notebooks), cwd=root, env=env)
-    if finished.returncode != 0:
-        print(finished.output[-3000:])
-        print(f"executing the notebooks failed ({finished.why()}); the first error is above")
+    failed, seconds = [], 0.0
+    for path in notebooks:
+        command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                   "--allow-errors", f"--ExecutePreprocessor.timeout={timeout}",
+                   "--ExecutePreprocessor.record_timing=False", str(path)]
+        finished = run_limited(command, timeout, cwd=root, env=env)
+        seconds += finished.seconds
+        errors = cell_errors(path)
+        if finished.returncode != 0:
+            tail = "\n".join(strip_ansi(finished.output).strip().splitlines()[-15:])
+            errors.append(f"notebooks/{path.name}: executing it failed ({finished.why()}):\n{tail}")
+        print(f"notebooks/{path.name}: " + ("ran through" if not errors else f"{len(errors)} failing cell(s)")
+              + f" ({finished.seconds:.0f} s)", flush=True)
+        failed += errors
+    for error in failed:
+        print("  " + error.replace("\n", "\n    "))
+    if failed:
+        print("fix the code these errors point to, then run python -m pa3 assignment run again")
         return 1
-    print(f"executed {len(notebooks)} notebooks in place under the grading profile ({finished.seconds:.0f} s)")
+    print(f"executed {len(notebooks)} notebooks in place under the grading profile ({seconds:.0f} s)")
     return 0
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def strip_ansi(text):
+    return ANSI.sub("", text)
+
+
+def cell_errors(path):
+    """One message per code cell of notebook ``path`` whose stored outputs hold an error: the cell's number
+    (counting code cells from 0, as the grader does), its first line and the error."""
+    notebook = json.loads(Path(path).read_text())
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    messages = []
+    for index, cell in enumerate(code):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                source = "".join(cell["source"]).strip().splitlines() or [""]
+                first = next((line for line in source if not line.startswith("# TASK CELL")), source[0])
+                messages.append(f"notebooks/{Path(path).name} code cell {index} ({first[:70]}): "
+                                f"{output['ename']}: {strip_ansi(output['evalue'])[:300]}")
+    return messages
+
+
+def _reused_runs(root):
+    """One line: which runs of ``root``/runs/grading are finished and trained by the current sources (reused)
+    and which will be trained (none yet, or trained by other pa3 sources)."""
+    from pa3.experiments import EXPERIMENTS, is_complete, run_dir
+    from pa3.profiles import get_profile
+
+    profile = dataclasses.replace(get_profile("grading"), runs_dir=str(Path(root) / "runs"))
+    reused = [name for name in EXPERIMENTS if is_complete(name, profile)]
+    changed = [name for name in EXPERIMENTS if name not in reused and (run_dir(name, profile) / "config.json").exists()]
+    parts = [f"reused (finished, same pa3 sources): {', '.join(reused)}" if reused else "no run reused",
+             f"trained again (the pa3 sources changed since): {', '.join(changed)}" if changed else ""]
+    return "runs/grading: " + "; ".join(filter(None, parts))
+
+
+def pack(root=None, out=None):
+    """``python -m pa3 assignment pack``: zip the student edition at ``root`` for handing in, without
+    ``LEFT_OUT`` (.venv/, data/, runs/, figures/, caches), into ``out`` (default: ``<root>/../<name>.zip``).
+    Returns the archive's path."""
+    root = Path(root or project_dir()).resolve()
+    if not (root / "pa3").is_dir() or not (root / "notebooks").is_dir():
+        raise FileNotFoundError(f"{root} is not the student edition (no pa3/ and notebooks/): run this in its folder")
+    out = Path(out or root.parent / f"{root.name}.zip").resolve()
+    if out.is_relative_to(root):
+        raise ValueError(f"{out} lies inside the folder it packs: write it next to the folder instead")
+    files = [path for path in sorted(root.rglob("*")) if path.is_file()
+             and not LEFT_OUT & set(path.relative_to(root).parts) and path.suffix != ".zip"]
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, Path(root.name) / path.relative_to(root))
+    print(f"wrote {out} ({len(files)} files, {out.stat().st_size // 1024} kB, without "
+          f"{', '.join(sorted(n for n in LEFT_OUT if not n.startswith(('.', '_'))))}): hand in this file")
+    return out
+

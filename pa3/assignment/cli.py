@@ -1,4 +1,4 @@
-"""``python -m pa3 assignment release|check|run|grade``: the command line of pa3.assignment."""
+"""``python -m pa3 assignment release|check|run|pack|grade``: the command line of pa3.assignment."""
 
 
 def add_parser(sub):
@@ -9,6 +9,8 @@ def add_parser(sub):
     c = commands.add_parser("check", help="run the public task checks against this folder's pa3")
     c.add_argument("--task", type=int, action="append", help="only this task (repeatable)")
     commands.add_parser("run", help="execute every notebook in place under the grading profile (before submitting)")
+    k = commands.add_parser("pack", help="zip this folder for handing in, without .venv/, data/, runs/ and figures/")
+    k.add_argument("--out", help="the .zip to write (default: next to this folder, named after it)")
     g = commands.add_parser("grade", help="grade submissions (folders or .zip files, or a folder of them)")
     g.add_argument("submissions", nargs="+")
     g.add_argument("--out", default="grades.csv", help="the CSV of points (default grades.csv)")
@@ -34,6 +36,11 @@ def run(args):
         from pa3.assignment.check import run_notebooks
 
         return run_notebooks()
+    if args.action == "pack":
+        from pa3.assignment.check import pack
+
+        pack(out=args.out)
+        return 0
     from pa3.assignment.grade import grade
 
     grade(args.submissions, args.out, args.feedback, args.time_limit, args.task_time_limit, args.jobs)

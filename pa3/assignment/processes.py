@@ -2,7 +2,7 @@
 
 Each step of grading is one subprocess in its own session: at the time limit the whole process group is
 killed (pytest and the Jupyter kernel nbval started), so a submission that loops forever cannot outlive it.
-Verdicts come back through a small pytest plugin (``PLUGIN``) that appends one JSON line per test.
+Verdicts come back through a small pytest plugin (``report_plugin.py``) that appends one JSON line per test.
 """
 import json
 import os
@@ -10,43 +10,10 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-PLUGIN_NAME = "pa3_grade_report"
-PLUGIN = '''"""Written by pa3.assignment: one JSON line per test outcome into $PA3_GRADE_REPORT."""
-import json
-import os
-import re
-
-
-def _message(report):
-    text = getattr(report, "longreprtext", "") or str(report.longrepr or "")
-    text = re.sub(r"\\x1b\\[[0-9;]*m", "", text)  # nbval colours its reports
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
-    kept = errors[:4] if errors else lines[-6:]  # the assertion itself, not pytest's expansion of it
-    return "\\n".join(line[:300] for line in kept)
-
-
-def _write(nodeid, path, when, outcome, message):
-    with open(os.environ["PA3_GRADE_REPORT"], "a") as f:
-        f.write(json.dumps({"nodeid": nodeid, "path": str(path), "when": when, "outcome": outcome,
-                            "message": message}) + "\\n")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    for item in items:
-        _write(item.nodeid, item.path, "collect", "collected", "")
-
-
-def pytest_runtest_logreport(report):
-    if report.when == "call" or report.outcome != "passed":
-        _write(report.nodeid, report.fspath, report.when, report.outcome, "" if report.passed else _message(report))
-
-
-def pytest_collectreport(report):
-    if report.failed:
-        _write(report.nodeid, report.fspath, "collect", "failed", _message(report))
-'''
+PLUGIN_NAME = "pa3_grade_report"  # pa3/assignment/report_plugin.py, copied into the helper folder under this name
+PLUGIN_FILE = Path(__file__).parent / "report_plugin.py"
 
 
 @dataclass
@@ -96,7 +63,7 @@ def _kill_group(process):
 
 
 def read_verdicts(path):
-    """{nodeid: {"outcome", "path", "when", "message"}} from the plugin's JSON lines. Every collected test first
+    """{nodeid: {"outcome", "when", "message"}} from the plugin's JSON lines. Every collected test first
     has outcome "collected" (still so if the process was stopped before it ran); then the last word on it
     wins, except that a failure (in setup, call or teardown) is kept over a later pass."""
     verdicts = {}

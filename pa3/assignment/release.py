@@ -14,7 +14,8 @@ from pa3.assignment.regions import stub_regions
 from pa3.assignment.tasks import NOTEBOOK_POINTS, TASKS, TOTAL_POINTS
 
 # What the student edition holds besides pa3/ and notebooks/ (paths relative to the project folder).
-TOP_FILES = ("pyproject.toml", "requirements.txt", "Makefile", "conftest.py", "pytest.ini", "tests/nbval_sanitize.cfg")
+TOP_FILES = ("pyproject.toml", "requirements.txt", "Makefile", "conftest.py", "pytest.ini", "tests/nbval_sanitize.cfg",
+             "benchmarks/calibration_grading.md")  # (how the grading profile's bands were measured)
 HIDDEN = Path("pa3") / "assignment" / "checks" / "hidden"
 GITIGNORE = ".venv/\n__pycache__/\n*.egg-info/\ndata/\nruns/\nfigures/\n.ipynb_checkpoints/\n"
 
@@ -100,14 +101,20 @@ def students_readme():
 You get the baseline FCN, the data pipeline, the training loop and the figures. You write the parts marked
 `raise NotImplementedError("Task N ...")` in `pa3/`: each line replaces one region of the solution.
 
-## Install
+Every command below runs in this folder, in a terminal (Linux, macOS, WSL or Colab's terminal).
 
-    python -m venv .venv
-    .venv/bin/pip install -r requirements.txt
-    .venv/bin/pip install --no-deps -e .
+## Install (once)
 
-(`make venv` does the same.) Notebook 01 trains the baseline out of the box; its IoU numbers are NaN until
-Task 1 is done.
+```bash
+python3 -m venv .venv
+source .venv/bin/activate
+pip install -r requirements.txt
+pip install --no-deps -e .
+```
+
+In every new terminal, run `source .venv/bin/activate` again first (on Windows: `.venv\\Scripts\\activate`):
+the commands below use the environment's `python`. Notebook 01 trains the baseline out of the box; its IoU
+numbers are NaN until Task 1 is done.
 
 ## Tasks and points
 
@@ -119,23 +126,36 @@ Task 1 is done.
 
 A task's points need all of its checks: the public checks below, hidden checks of the same kind, the
 notebook cells marked `# TASK CELL: Task N`, and the trained numbers of its experiment inside the
-calibrated bands of the grading profile (`pa3/expected/grading.json`).
+calibrated bands of the grading profile (`pa3/expected/grading.json`; how they were measured:
+`benchmarks/calibration_grading.md`). The hidden checks also load the reference model's weights into your
+model by position and compare every layer's output with the reference's: define the layers of each model
+in `__init__` in the order of the report's table, with the table's shapes.
+
+A failure costs only the task whose code causes it: Task 8 is checked with the reference's U-Net and ASPP
+when yours fail, and a notebook cell that fails because of a task's code costs that task, not the notebook.
 
 ## Check your work
 
-    python -m pa3 assignment check            # every task: passed, failed (and why) or not implemented yet
-    python -m pa3 assignment check --task 3   # one task
+```bash
+python -m pa3 assignment check
+python -m pa3 assignment check --task 3
+```
 
-The checks are `pa3/assignment/checks/public/test_task<N>.py` (shapes, gradients, values computed by hand).
+The first checks every task (passed, failed and why, or not implemented yet), the second one task. The
+checks are `pa3/assignment/checks/public/test_task<N>.py` (shapes, gradients, values computed by hand).
 
 ## Before you submit
 
-    python -m pa3 assignment run              # executes every notebook in place under the grading profile
-                                              # (about 3.5 minutes on 2 CPU cores)
+```bash
+python -m pa3 assignment run
+python -m pa3 assignment pack
+```
 
-The grader re-executes your notebooks with `PA3_PROFILE=grading` and compares what they print with what
-you stored (`pytest --nbval`): never edit an output by hand. Submit this folder (or a .zip of it) without
-`.venv/`, `data/` and `runs/`.
+`run` executes every notebook in place under the grading profile (about 3 minutes on 2 CPU cores) and lists
+any cell that fails; it retrains a run whenever the code in `pa3/` changed since the run was trained. The
+grader re-executes your notebooks with `PA3_PROFILE=grading` and compares what they print with what you
+stored (`pytest --nbval`): never edit an output by hand. `pack` writes `../<this folder's name>.zip` without
+`.venv/`, `data/`, `runs/` and `figures/`: hand in that file.
 """
 
 

@@ -25,7 +25,7 @@ class Task:
 TASKS = {t.number: t for t in [
     Task(1, "IoU metrics", 10, ("pa3/metrics.py",),
          "return the IoU of every class, TP / (TP + FP + FN), from a (C, C) confusion matrix (rows = ground "
-         "truth), NaN where a class is absent from both", runs=("baseline",)),
+         "truth), NaN where a class is absent from both"),  # graded by its checks: the grader rescores every run
     Task(2, "Weighted cross-entropy", 10, ("pa3/losses.py",),
          "compute median-frequency class weights (and the 'inverse' and 'enet' rules) from pixel counts, and "
          "divide the weighted loss sum by the summed weights of the valid pixels", runs=("weighted",)),
@@ -48,10 +48,12 @@ TASKS = {t.number: t for t in [
 ]}
 
 # The notebooks: points for running through with the stored outputs (nbval), cells not marked with a task.
-# Runs of provided models (DeepLabv3) count here too.
+# Runs of provided code (the FCN baseline with cross-entropy, DeepLabv3) count here too. Every run's metrics are
+# recomputed by the grader from its confusion matrices, so no run depends on the student's IoU (Task 1).
 NOTEBOOK_POINTS = {"00_data": 2, "01_baseline": 3, "02_losses": 2, "03_augmentation": 2,
                    "04_deeper_models": 3, "05_comparison": 3}
-PROVIDED_RUNS = {"deeplab": "04_deeper_models"}  # run -> the notebook whose points it counts for
+PROVIDED_RUNS = {"baseline": "01_baseline", "deeplab": "04_deeper_models"}  # run -> the notebook it counts for
+REQUIRES = {8: (5, 7)}  # Task 8 builds on the U-Net (5) and the ASPP (7)
 TOTAL_POINTS = sum(t.points for t in TASKS.values()) + sum(NOTEBOOK_POINTS.values())
 
 

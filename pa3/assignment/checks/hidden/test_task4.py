@@ -26,8 +26,12 @@ def test_image_and_mask_share_the_geometry():
     for seed in range(6):
         torch.manual_seed(seed)
         out_image, out_mask = TrainPreset(crop_size=(48, 64), rotation=10, color_jitter=0)(image, mask)
+        values = sorted(set(out_mask.unique().tolist()) - {0, 1, 2, 255})
+        assert not values, (f"seed {seed}: the augmented mask holds values {values[:5]} that are no label of the input "
+                            f"(0, 1, 2) nor 255: labels were blended; resize, rotate and crop masks with NEAREST "
+                            f"interpolation and pad them with 255")
         valid = out_mask != 255
-        assert valid.float().mean() > 0.5
+        assert valid.float().mean() > 0.5, f"seed {seed}: only {valid.float().mean():.0%} of the mask is labelled"
         expected = red_of_label[out_mask[valid]]
         agree = (out_image[0][valid] - expected).abs() < 0.3
         assert agree.float().mean() > 0.9, f"seed {seed}: image and mask moved apart"

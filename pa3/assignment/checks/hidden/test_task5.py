@@ -27,3 +27,9 @@ def test_skip_connections_carry_the_encoder():
         model(torch.randn(1, 3, 32, 32))
     hook.remove()
     assert inputs["x"].shape == (1, 128, 32, 32)  # cat(block1: 64, deconv4: 64)
+
+
+def test_unet_computes_table_2():
+    """Reference weights loaded by position, fixed input: every layer's output as the reference's."""
+    from pa3_probe import check_against_reference, reference_path
+    check_against_reference(reference_path("unet"))

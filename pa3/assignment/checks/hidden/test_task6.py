@@ -19,3 +19,9 @@ def test_non_square_input():
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 128)).shape == (1, 3, 64, 128)
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) > 50
+
+
+def test_resnet50_deconv_computes_table_3():
+    """Reference weights loaded by position, fixed input: every layer's output as the reference's."""
+    from pa3_probe import check_against_reference, reference_path
+    check_against_reference(reference_path("resnet50_deconv"))

@@ -31,3 +31,16 @@ def test_ours_runs_the_aspp_at_output_stride_8():
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 96)).shape == (1, 3, 64, 96)
     assert seen["x"].shape == (1, 2048, 8, 12)
+
+
+def test_aspp_computes_table_4():
+    """ASPP(in_channels=8, out_channels=8), reference weights loaded by position, a 24x24 input (wider than
+    rate 18): every layer's output as the reference's."""
+    from pa3_probe import check_against_reference, reference_path
+    check_against_reference(reference_path("aspp"))
+
+
+def test_resnet101_aspp_computes_its_aspp():
+    """Reference weights loaded by position, fixed input: every layer's output as the reference's."""
+    from pa3_probe import check_against_reference, reference_path
+    check_against_reference(reference_path("resnet101_aspp"))

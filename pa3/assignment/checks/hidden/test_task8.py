@@ -22,3 +22,9 @@ def test_block9_still_sees_128_channels():
     with torch.no_grad():
         model(torch.randn(1, 3, 32, 64))
     assert seen["x"].shape == (1, 128, 32, 64)
+
+
+def test_unet_aspp_computes_tables_2_and_4():
+    """Reference weights loaded by position, fixed input: every layer's output as the reference's."""
+    from pa3_probe import check_against_reference, reference_path
+    check_against_reference(reference_path("unet_aspp"))

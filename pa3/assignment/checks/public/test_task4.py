@@ -24,4 +24,7 @@ def test_crop_size_types_and_label_values():
     out_image, out_mask = TrainPreset(crop_size=(16, 24))(image, mask)
     assert out_image.shape == (3, 16, 24) and out_image.dtype == torch.float32
     assert out_mask.shape == (16, 24) and out_mask.dtype == torch.int64
-    assert set(out_mask.unique().tolist()) <= set(mask.unique().tolist()) | {255}  # nearest labels, 255 = pad
+    blended = sorted(set(out_mask.unique().tolist()) - set(mask.unique().tolist()) - {255})
+    assert not blended, (f"the augmented mask holds values {blended[:8]} that are no label of the input "
+                         f"(0-4) nor 255: labels were blended; resize, rotate and crop masks with NEAREST "
+                         f"interpolation and pad them with 255")
