@@ -38,9 +38,10 @@ report: data
 
 # nbval's options (cell timeout 7200 s, sanitize file, current env) are in pytest.ini and the environment
 # (figures into a temporary folder, no progress bars, one thread) in conftest.py, so that a plain
-# `pytest --nbval notebooks/` behaves the same. Testing writes nothing into the checkout.
+# `pytest --nbval notebooks/` behaves the same. Testing writes nothing into the checkout. Two workers
+# (pytest-xdist): the notebooks in order on one, the unit test modules on the other (conftest.py).
 test: data
-	$(PY) -m pytest -q tests $(NOTEBOOKS) --nbval --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests $(NOTEBOOKS) --nbval --durations=25
 
 unit: venv
 	$(PY) -m pytest -q tests
