@@ -41,6 +41,12 @@ def expected_path(profile_name):
     return EXPECTED_DIR / f"{profile_name}.json"
 
 
+def calibration_table(profile_name):
+    """The benchmarks/ file that says how a profile's bands were measured (the student edition has the grading
+    profile's)."""
+    return "benchmarks/calibration.md" if profile_name == "default" else f"benchmarks/calibration_{profile_name}.md"
+
+
 def load_expected(profile_name):
     """The expected values of ``profile_name``, or None when the profile has none (e.g. "full")."""
     path = expected_path(profile_name)
@@ -100,7 +106,7 @@ def check_runs(names, profile):
     claims = [c for c in expected["claims"] if c[0] in values and c[1] in values]
     failures += [message for _, _, message in claim_failures(claims, values)]
     if failures:
-        raise AssertionError("trained numbers outside their calibrated bands (see benchmarks/calibration.md):\n"
-                             + "\n".join(failures))
+        raise AssertionError(f"trained numbers outside their calibrated bands ({expected_path(profile.name).name}, "
+                             f"measured in {calibration_table(profile.name)}):\n" + "\n".join(failures))
     said = f"; {len(claims)} calibrated claim{' holds' if len(claims) == 1 else 's hold'}" if claims else ""
     print(f"{', '.join(names)}: {checked} trained numbers within their calibrated bands{said}")
