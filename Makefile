@@ -41,7 +41,7 @@ report: data
 # `pytest --nbval notebooks/` behaves the same. Testing writes nothing into the checkout. Two workers
 # (pytest-xdist): the notebooks in order on one, the unit test modules on the other (conftest.py).
 test: data
-	$(PY) -m pytest -q -n 2 --dist loadgroup tests $(NOTEBOOKS) --nbval --durations=25
+	$(PY) -m pytest -q -n 2 --dist loadscope tests $(NOTEBOOKS) --nbval --durations=25
 
 unit: venv
 	$(PY) -m pytest -q tests

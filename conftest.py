@@ -6,9 +6,9 @@ stderr), one thread (the setting the committed outputs were made with), and figu
 folder (``PA3_FIGURES``) instead of the committed ``figures/``, so testing leaves the checkout as it was.
 The nbval options themselves (cell timeout, sanitize file, current env) are in pytest.ini.
 
-``make test`` runs on two cores with pytest-xdist (``-n 2 --dist loadgroup``): the notebooks are one group,
-run in order by one worker (a later notebook shows the runs an earlier one trained), and every test module
-is one unit too (its module fixtures are built once).
+``make test`` runs on two cores with pytest-xdist (``-n 2 --dist loadscope``): the notebooks are one unit of
+work, run in order by one worker (a later notebook shows the runs an earlier one trained), and every test
+module is one unit too (its module fixtures are built once): ``pytest_xdist_make_scheduler`` below.
 """
 import atexit
 import os
@@ -25,8 +25,17 @@ if "PA3_FIGURES" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["PA3_FIGURES"], ignore_errors=True)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the mark into the test id's "@<group>"
-def pytest_collection_modifyitems(items):
-    """One xdist work unit per test module (its module fixtures built once), one for all the notebooks."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("notebooks" if item.path.suffix == ".ipynb" else item.path.name))
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: asked only when xdist runs (-n)
+def pytest_xdist_make_scheduler(config, log):
+    """With ``--dist loadscope``: one work unit per test module (its module fixtures built once) and one for all
+    the notebooks, which run in order on one worker (notebook 05 shows the runs that 01-04 train)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndNotebooks(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            path = nodeid.split("::", 1)[0]
+            return "notebooks" if path.endswith(".ipynb") else path
+
+    return ModulesAndNotebooks(config, log)

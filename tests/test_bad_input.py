@@ -221,7 +221,7 @@ def test_disk_full_on_the_first_checkpoint_leaves_nothing_partial(tmp_path, monk
     message = str(error.value)
     assert f"could not write best.pt in folder {run}" in message and "No space left" in message
     assert "free disk space or choose another folder" in message
-    assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # no last.pt, no best.pt, no *.tmp
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "sources.json"]  # no last.pt, best.pt, *.tmp
 
 
 def test_run_folder_under_a_file_is_refused(tmp_path):

@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 WORLD_SIZE = 2
 NUM_CLASSES = 3
 EPOCHS = 2
-RUN_FILES = {"config.json", "history.csv", "history.json", "metrics.json", "last.pt", "last.prev.pt", "best.pt"}
+RUN_FILES = {"config.json", "history.csv", "history.json", "metrics.json", "last.pt", "last.prev.pt", "best.pt",
+             "confusions.json", "sources.json"}
 
 
 class TinyNet(nn.Module):
