@@ -33,17 +33,21 @@ def check(refs, name, model):
     return P.compare(rec, model, rec["what"])
 
 
+def _through_block7(unet, x):
+    """The U-Net's own forward up to block 7: (block 1's output, block 2's output, block 7's output)."""
+    x1 = unet.block1(x)
+    x2 = unet.block2(x1)
+    x3 = unet.block3(x2)
+    x4 = unet.block4(x3)
+    x = unet.block6(torch.cat([x4, unet.deconv1(unet.block5(x4))], 1))
+    return x1, x2, unet.block7(torch.cat([x3, unet.deconv2(x)], 1))
+
+
 class UNetNoReLU8(UNet):
     """Block 8 without the ReLU after its first conv + BN (same parameters)."""
 
     def forward(self, x):
-        x1 = self.block1(x)
-        x2 = self.block2(x1)
-        x3 = self.block3(x2)
-        x4 = self.block4(x3)
-        x5 = self.block5(x4)
-        x = self.block6(torch.cat([x4, self.deconv1(x5)], 1))
-        x = self.block7(torch.cat([x3, self.deconv2(x)], 1))
+        x1, x2, x = _through_block7(self, x)
         b = self.block8
         x = b[5](b[4](b[3](b[1](b[0](torch.cat([x2, self.deconv3(x)], 1))))))  # b[2], the ReLU, left out
         x = self.block9(torch.cat([x1, self.deconv4(x)], 1))
@@ -54,13 +58,7 @@ class UNetSwappedSkip(UNet):
     """Block 8 sees cat(upsampled, skip) instead of cat(skip, upsampled)."""
 
     def forward(self, x):
-        x1 = self.block1(x)
-        x2 = self.block2(x1)
-        x3 = self.block3(x2)
-        x4 = self.block4(x3)
-        x5 = self.block5(x4)
-        x = self.block6(torch.cat([x4, self.deconv1(x5)], 1))
-        x = self.block7(torch.cat([x3, self.deconv2(x)], 1))
+        x1, x2, x = _through_block7(self, x)
         x = self.block8(torch.cat([self.deconv3(x), x2], 1))
         x = self.block9(torch.cat([x1, self.deconv4(x)], 1))
         return self.classifier(x)
