@@ -30,7 +30,7 @@ def short_path(path):
     here = _relative_to_any(Path(os.getcwd()), (home, home.resolve()))  # the working directory, inside home
     if inside is None or here is None:
         return str(path)
-    return os.path.relpath(Path("/root") / inside, Path("/root") / here)
+    return os.path.relpath(inside, here)  # both relative to home
 
 
 def _relative_to_any(path, bases):
