@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pa3 import project_dir
 from pa3.assignment.processes import PLUGIN_FILE, PLUGIN_NAME, read_verdicts, run_limited
+from pa3.assignment.report_plugin import ANSI  # the report plugin's colour-code pattern
 from pa3.assignment.tasks import TASKS
 
 CHECKS_DIR = Path(__file__).parent / "checks"
@@ -173,9 +174,6 @@ def run_notebooks(root=None, timeout=600, names=None):
         return 1
     print(f"executed {len(notebooks)} notebooks in place under the grading profile ({seconds:.0f} s)")
     return 0
-
-
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def strip_ansi(text):
