@@ -41,6 +41,7 @@ report: data
 # `pytest --nbval notebooks/` behaves the same. Testing writes nothing into the checkout. Two workers
 # (pytest-xdist): the notebooks in order on one, the unit test modules on the other (conftest.py).
 test: data
+	@command -v bwrap >/dev/null || { echo "make test needs bubblewrap (the grading sandbox): sudo apt-get install -y bubblewrap"; exit 1; }
 	$(PY) -m pytest -q -n 2 --dist loadscope tests $(NOTEBOOKS) --nbval --durations=25
 
 unit: venv

@@ -1,6 +1,7 @@
 """Tests for pa3.assignment: solution regions, the student edition, the task checks (the edition fails
-exactly them, the solution passes them all, public and hidden), and the provided parts running in the
-edition. Grading whole submissions is tests/test_assignment_grade.py."""
+exactly them, the solution passes them all, the public ones as students run them and the graded ones in the
+sandbox, judged outside), and the provided parts running in the edition. Grading whole submissions is
+tests/test_assignment_grade.py, the sandbox's walls tests/test_sandbox.py."""
 import json
 import os
 import shutil
@@ -12,20 +13,11 @@ import pytest
 from pa3 import project_dir
 from pa3.assignment import TASKS, TOTAL_POINTS
 from pa3.assignment.check import CHECKS_DIR, run_checks, write_helpers
+from pa3.assignment.grade import graded_checks
 from pa3.assignment.regions import BEGIN, END, STUB, RegionError, fill_stubs, find_regions, solution_regions, stub_regions
 from pa3.assignment.release import HIDDEN, fill_from_solution, release
 
 REPO = project_dir()
-
-
-@pytest.fixture(scope="module")
-def references(tmp_path_factory):
-    """The reference records of the hidden model checks, written as the grader writes them."""
-    from pa3.assignment.probe import write_references
-
-    folder = tmp_path_factory.mktemp("reference")
-    write_references(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +63,7 @@ def test_every_task_has_regions_checks_and_points():
     for number, task in TASKS.items():
         assert regions[number] == set(task.files), number
         assert (CHECKS_DIR / "public" / f"test_task{number}.py").is_file()
-        assert (CHECKS_DIR / "hidden" / f"test_task{number}.py").is_file()
+        assert (CHECKS_DIR / "hidden" / f"task{number}.py").is_file()
     assert TOTAL_POINTS == 100
 
 
@@ -112,10 +104,19 @@ def test_student_edition_fails_exactly_the_task_checks(edition, tmp_path):
         assert named == ({5} if number == 8 else {number}), (number, failures)
 
 
-def test_solution_passes_every_public_and_hidden_check(tmp_path, references):
-    results, finished = run_checks(list(TASKS), REPO, write_helpers(tmp_path, references), timeout=300,
-                                   kinds=("public", "hidden"), checks_dir=CHECKS_DIR)
+def test_solution_passes_every_public_and_graded_check(tmp_path):
+    results, finished = run_checks(list(TASKS), REPO, write_helpers(tmp_path / "helpers"), timeout=300)
     assert {n: r[0] for n, r in results.items()} == {n: True for n in TASKS}, results
+    solution = tmp_path / "solution"
+    shutil.copytree(REPO / "pa3", solution / "pa3", ignore=shutil.ignore_patterns("__pycache__"))
+    failures, notes = graded_checks(solution, tmp_path / "graded")  # in the sandbox, judged here
+    assert failures == {n: [] for n in TASKS} and not notes
+
+
+def test_student_edition_fails_every_graded_check_as_not_implemented(edition, tmp_path):
+    failures, _ = graded_checks(edition, tmp_path)
+    for number, failed in failures.items():
+        assert failed and all("not implemented yet (Task " in message for _, message in failed), (number, failed)
 
 
 def test_a_stub_fails_its_public_check_by_name(edition, tmp_path):

@@ -1,8 +1,7 @@
-"""The task checks: ``python -m pa3 assignment check`` (students, public checks) and the same runner for
-grading (public + hidden checks, against a submission's own ``pa3``).
+"""The public task checks: ``python -m pa3 assignment check`` (students), and ``run`` and ``pack``.
 
-The checks are plain pytest files, ``checks/public/test_task<N>.py`` and ``checks/hidden/test_task<N>.py``.
-They run in a fresh process whose ``PYTHONPATH`` starts with the folder whose ``pa3`` is under test, with an
+The public checks are plain pytest files, ``checks/public/test_task<N>.py`` (grading uses the graded checks of
+``checks/hidden``, judged outside a sandbox: ``pa3.assignment.grade``). They run in a fresh process whose ``PYTHONPATH`` starts with the folder whose ``pa3`` is under test, with an
 empty pytest configuration (no conftest, no nbval options) and pytest's importlib mode, so the check files
 import that ``pa3`` and nothing else.
 """
@@ -19,43 +18,36 @@ from pathlib import Path
 from pa3 import project_dir
 from pa3.assignment.processes import PLUGIN_FILE, PLUGIN_NAME, read_verdicts, run_limited
 from pa3.assignment.report_plugin import ANSI  # the report plugin's colour-code pattern
+from pa3.assignment.steps import QUIET
 from pa3.assignment.tasks import TASKS
 
 CHECKS_DIR = Path(__file__).parent / "checks"
-# What every run of a submission's code gets, as `make test` and conftest.py set it for the committed outputs:
-# no progress bars, one thread, a fixed hash seed.
-QUIET = {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 # What a submission leaves out (pack) and the grader never copies: environments, data, trained runs, figures.
 LEFT_OUT = {".venv", "venv", "runs", "data", "figures", "__pycache__", ".git", ".ipynb_checkpoints"}
 NOT_IMPLEMENTED = re.compile(r"NotImplementedError: (Task (\d+)) \(")
 
 
 def check_files(task, kinds=("public",), checks_dir=CHECKS_DIR):
-    """The check files of ``task`` (public, and hidden when asked and present)."""
+    """The pytest check files of ``task`` (of each of ``kinds``, where present)."""
     files = [Path(checks_dir) / kind / f"test_task{task}.py" for kind in kinds]
     return [f for f in files if f.is_file()]
 
 
 def pytest_env(code_root, helper_dir, report_path, extra=None):
-    """The environment a submission's code runs in: its ``pa3`` first on the path, the helpers after (the
-    report plugin, ``pa3_probe`` and, for the hidden checks, the reference records in helper_dir/reference)."""
+    """The environment the checked code runs in: its ``pa3`` first on the path, the helpers (the report plugin)
+    after."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PA3_") and k != "PYTHONPATH"}
     env.update({"PYTHONPATH": os.pathsep.join([str(code_root), str(helper_dir)]), "PA3_HOME": str(code_root),
-                "PA3_GRADE_REPORT": str(report_path), "PA3_REFERENCE_DIR": str(Path(helper_dir) / "reference"),
-                **QUIET, **(extra or {})})
+                "PA3_GRADE_REPORT": str(report_path), **QUIET, **(extra or {})})
     return env
 
 
-def write_helpers(helper_dir, references=None):
-    """Into ``helper_dir``: the report plugin, an empty pytest configuration, ``pa3_probe.py`` (the functional
-    model checks) and the reference records of folder ``references`` (``probe.write_references``) if given."""
+def write_helpers(helper_dir):
+    """Into ``helper_dir``: the report plugin and an empty pytest configuration."""
     helper_dir = Path(helper_dir)
     helper_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PLUGIN_FILE, helper_dir / f"{PLUGIN_NAME}.py")
-    shutil.copyfile(Path(__file__).parent / "probe.py", helper_dir / "pa3_probe.py")
     (helper_dir / "pytest.ini").write_text("[pytest]\n")
-    if references is not None:
-        shutil.copytree(references, helper_dir / "reference", dirs_exist_ok=True)
     return helper_dir
 
 
@@ -83,7 +75,7 @@ def run_checks(tasks, code_root, helper_dir, timeout, kinds=("public",), checks_
         mine = {nodeid: row for nodeid, row in verdicts.items() if nodeid.partition("::")[0] in names}
         if finished.timed_out and (not mine or any(r["outcome"] == "collected" for r in mine.values())):
             continue  # stopped before all of its checks ran
-        failures = [(_check_name(nodeid), _explain(row["message"])) for nodeid, row in mine.items()
+        failures = [(_check_name(nodeid), explain(row["message"])) for nodeid, row in mine.items()
                     if row["outcome"] not in ("passed", "collected")]
         if not mine and not failures:  # nothing reported: the process died before collecting (a crash)
             tail = "\n".join(finished.output.strip().splitlines()[-5:])
@@ -109,7 +101,7 @@ def _check_name(nodeid):
     return f"{kind} {Path(path).name}" + (f"::{test}" if test else " (does not import)")
 
 
-def _explain(message):
+def explain(message):
     found = NOT_IMPLEMENTED.search(message)
     return f"not implemented yet ({found.group(1)}: {TASKS[int(found.group(2))].title})" if found else message
 

@@ -18,6 +18,9 @@ def add_parser(sub):
     g.add_argument("--time-limit", type=float, default=600, help="seconds per submission, all steps (default 600)")
     g.add_argument("--task-time-limit", type=float, default=60, help="seconds for one task's checks (default 60)")
     g.add_argument("--jobs", type=int, default=1, help="submissions graded at once (each uses one core)")
+    g.add_argument("--no-sandbox", action="store_true",
+                   help="run the submissions' code without bubblewrap (only code you trust; grades.csv says so)")
+    g.add_argument("--memory-limit", type=float, default=8.0, help="GiB of memory per submission (default 8)")
 
 
 def run(args):
@@ -42,6 +45,12 @@ def run(args):
         pack(out=args.out)
         return 0
     from pa3.assignment.grade import grade
+    from pa3.assignment.sandbox import Limits, SandboxError
 
-    grade(args.submissions, args.out, args.feedback, args.time_limit, args.task_time_limit, args.jobs)
+    try:
+        grade(args.submissions, args.out, args.feedback, args.time_limit, args.task_time_limit, args.jobs,
+              sandboxed=not args.no_sandbox, limits=Limits(memory_gb=args.memory_limit))
+    except SandboxError as error:
+        print(f"error: {error}")
+        return 2
     return 0

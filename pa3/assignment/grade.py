@@ -1,16 +1,18 @@
 """``python -m pa3 assignment grade SUBMISSIONS --out grades.csv``: points and feedback per submission.
 
 Each submission (a folder or a .zip of the student edition) is copied into a temporary folder and graded
-there, every step in a fresh process with a time limit (``pa3.assignment.processes``):
+there. Every step that runs its code runs ``runner.py`` in a bubblewrap sandbox of its own (``sandbox``,
+``steps``) with a time limit, and hands back values, never verdicts; the grader decides here:
 
-1. the grading files are restored from this release (``RESTORED``: expected values, the checker, pytest and
-   nbval settings), ``runs/`` and ``data/`` are dropped (everything is retrained), the embedded data linked;
-2. ``import pa3`` must give the submission's own package;
-3. per task, its public and hidden checks (``pa3.assignment.check``); the hidden model checks compare every
-   layer with the reference model (``pa3.assignment.probe``, reference records written here). When Task 5
-   or 7 fails, Task 8 is checked again with the reference U-Net and ASPP in their place;
-4. ``pytest --nbval`` over its notebooks under the grading profile: the stored outputs must be what the
-   code produces (``--nbval-sanitize-with`` this release's tests/nbval_sanitize.cfg);
+1. the grading files are restored from this release (``RESTORED``), ``runs/`` and ``data/`` are dropped
+   (everything is retrained), the embedded data linked; the notebooks as submitted are read;
+2. ``import pa3`` in the sandbox must give the submission's own package;
+3. per task, its graded checks (``checks/hidden/task<N>.py``) compute values with the submission's pa3 in the
+   sandbox; ``verdicts`` compares them with the same checks' values on this release's pa3 (the model checks
+   layer by layer, ``probe``). When Task 5 or 7 fails, Task 8 is checked again with the reference U-Net and
+   ASPP in their place;
+4. the notebooks are executed in the sandbox under the grading profile and handed back; their outputs are
+   compared here with the submitted ones by nbval's rules and this release's sanitize file (``outputs``);
 5. the trained numbers of every run against the grading profile's calibrated bands (``pa3.grading``),
    every metric recomputed here from the run's confusion matrices (so no run depends on the student's IoU).
 
@@ -24,7 +26,6 @@ import csv
 import json
 import math
 import shutil
-import sys
 import tempfile
 import time
 import zipfile
@@ -33,17 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pa3 import project_dir
-from pa3.assignment.check import LEFT_OUT, pytest_command, pytest_env, run_checks, write_helpers
-from pa3.assignment.processes import read_verdicts, run_limited
+from pa3.assignment import sandbox
+from pa3.assignment.check import LEFT_OUT
+from pa3.assignment.outputs import notebook_verdicts, sanitize_patterns
 from pa3.assignment.release import cell_tasks
+from pa3.assignment.steps import Isolation, run_step, write_helpers
+from pa3.assignment.verdicts import CHECKS, judge_task, reference_values
 from pa3.assignment.tasks import NOTEBOOK_POINTS, PROVIDED_RUNS, REQUIRES, TASKS, TOTAL_POINTS, task_of_run
 
 PROFILE = "grading"
 RESTORED = ("pa3/expected/grading.json", "pa3/grading.py", "pytest.ini", "conftest.py", "tests/nbval_sanitize.cfg")
-IMPORT_CHECK = ("import sys; from pathlib import Path; import pa3; "
-                "where = Path(pa3.__file__).resolve(); "
-                "assert where.is_relative_to(Path(sys.argv[1]).resolve()), f'pa3 imported from {where}'; "
-                "import pa3.metrics, pa3.losses, pa3.transforms, pa3.models, pa3.experiments")
 
 
 @dataclass
@@ -93,14 +93,19 @@ def _name(path):
     return path.name[:-4] if path.name.lower().endswith(".zip") else path.name
 
 
-def grade(paths, out_csv, feedback_dir=None, time_limit=600, task_time_limit=60, jobs=1, source=None):
-    """Grade every submission in ``paths``; write ``out_csv`` and one feedback file each. Returns [Result]."""
+def grade(paths, out_csv, feedback_dir=None, time_limit=600, task_time_limit=60, jobs=1, source=None,
+          sandboxed=True, limits=None):
+    """Grade every submission in ``paths``; write ``out_csv`` and one feedback file each. Returns [Result].
+    ``sandboxed=False`` (``--no-sandbox``) runs the submissions' code without bubblewrap: only for code you trust;
+    every row of grades.csv then says so."""
     source = Path(source or project_dir())
     from pa3.grading import expected_path, load_expected
 
     if load_expected(PROFILE) is None:
         raise FileNotFoundError(f"{expected_path(PROFILE)} is missing: grading needs the grading profile's calibrated "
                                 f"bands (python -m benchmarks.calibrate --profile grading, see its docstring)")
+    if sandboxed and sandbox.available() is None:
+        raise sandbox.SandboxError(sandbox.INSTALL)
     submissions = submissions_in(paths)
     out_csv = Path(out_csv)
     feedback_dir = Path(feedback_dir) if feedback_dir else out_csv.parent / "feedback"
@@ -108,45 +113,48 @@ def grade(paths, out_csv, feedback_dir=None, time_limit=600, task_time_limit=60,
     from pa3.layout import default_data_root
 
     data = default_data_root()  # this release's embedded set, generated once, linked into every submission
-    print(f"grading {len(submissions)} submission(s), {jobs} at a time, at most {time_limit} s each")
+    isolation = Isolation(sandboxed, limits or sandbox.Limits(), readable=(Path(data).resolve(),))
+    print(f"grading {len(submissions)} submission(s), {jobs} at a time, at most {time_limit} s each, "
+          + ("each in a bubblewrap sandbox" if sandboxed else "WITHOUT a sandbox (--no-sandbox)"))
 
     def one(path, references):
         started = time.monotonic()
         try:
-            result = grade_one(path, source, data, references, time_limit, task_time_limit)
+            result = grade_one(path, source, data, references, time_limit, task_time_limit, isolation)
         except Exception as error:  # a fault of the grader on this submission must not stop the others
             result = Result(_name(Path(path)), status="grader error", seconds=time.monotonic() - started)
             result.failures.append(Failure("", "grader", f"{type(error).__name__}: {error} (grade it again "
                                                          f"alone; report this to the instructor)"))
+        if not sandboxed:
+            result.notes.append("graded without a sandbox (--no-sandbox)")
         (feedback_dir / f"{result.name}.md").write_text(feedback(result))
         print(f"{result.name}: {result.total}/{TOTAL_POINTS} ({result.status}, {result.seconds:.0f} s)", flush=True)
         return result
 
-    from pa3.assignment.probe import write_references
-
-    with tempfile.TemporaryDirectory(prefix="pa3-reference-") as references, ThreadPoolExecutor(max(1, jobs)) as pool:
-        write_references(references)  # the reference models' layer outputs, by this release's pa3
+    references = reference_values(TASKS, CHECKS)  # what this release's pa3 computes for every graded check
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
         results = list(pool.map(lambda path: one(path, references), submissions))
-    write_csv(results, out_csv)
+    write_csv(results, out_csv, sandboxed)
     print(f"wrote {out_csv} and {len(results)} feedback file(s) in {feedback_dir}")
     return results
 
 
 def columns():
-    return ["submission", "status", *(f"task{n}" for n in TASKS), *NOTEBOOK_POINTS, "total", "seconds"]
+    return ["submission", "status", *(f"task{n}" for n in TASKS), *NOTEBOOK_POINTS, "total", "seconds", "sandbox"]
 
 
-def write_csv(results, path):
+def write_csv(results, path, sandboxed=True):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns())
         for r in results:
             writer.writerow([r.name, r.status, *(r.points.get(f"task{n}", 0) for n in TASKS),
-                             *(r.points.get(nb, 0) for nb in NOTEBOOK_POINTS), r.total, f"{r.seconds:.0f}"])
+                             *(r.points.get(nb, 0) for nb in NOTEBOOK_POINTS), r.total, f"{r.seconds:.0f}",
+                             "bubblewrap" if sandboxed else "unsandboxed"])
 
 
-def grade_one(path, source, data, references, time_limit, task_time_limit):
+def grade_one(path, source, data, references, time_limit, task_time_limit, isolation):
     started = time.monotonic()
     result = Result(_name(Path(path)))
     with tempfile.TemporaryDirectory(prefix=f"pa3-grade-{result.name}-") as tmp:
@@ -159,67 +167,132 @@ def grade_one(path, source, data, references, time_limit, task_time_limit):
             result.seconds = time.monotonic() - started
             return result
         prepare(work, source, data, result)
-        helpers = write_helpers(tmp / "helpers", references)
-        left = lambda: time_limit - (time.monotonic() - started)  # noqa: E731
-        imported = run_limited([sys.executable, "-c", IMPORT_CHECK, str(work)],
-                               min(120, left()), cwd=work, env=pytest_env(work, helpers, tmp / "import.jsonl"))
-        if imported.returncode != 0:
-            result.status = "time limit" if imported.timed_out else "does not import"
-            tail = "\n".join(imported.output.strip().splitlines()[-4:])
-            result.failures.append(Failure("", "import pa3", f"{imported.why()}: {tail}" if tail else imported.why()))
+        stored = stored_notebooks(work)  # read before any of its code runs
+        grader = Grader(work, tmp, write_helpers(tmp / "helpers", CHECKS), isolation, started, time_limit)
+        imported = grader.step("import", [], min(120, grader.left()))
+        if imported is not None:
+            result.status = "time limit" if imported.startswith("stopped at its time limit") else "does not import"
+            result.failures.append(Failure("", "import pa3", imported))
         else:
-            checks = task_checks(work, helpers, source, task_time_limit, left, result)
-            checks.update(checks_on_reference_parts(checks, work, tmp, helpers, source, task_time_limit, left, result))
-            cells = nbval_notebooks(work, helpers, tmp, source, max(1.0, left()), result)
-            score(result, checks, cells, cell_info(work), bands(work))
+            checks = task_checks(grader, references, task_time_limit, result)
+            checks.update(checks_on_reference_parts(checks, grader, source, references, task_time_limit, result))
+            cells = run_notebooks(grader, stored, source, result)
+            score(result, checks, cells, cell_info(stored), bands(work))
         result.seconds = time.monotonic() - started
     return result
 
 
-def task_checks(work, helpers, source, task_time_limit, left, result, tasks=None):
-    """Public + hidden checks of ``tasks`` (default all): all in one process, then, if that one had to be
-    stopped, each unfinished task alone with ``task_time_limit`` (so one hanging task costs only its own
-    points). Returns {task: [(check, message)] of its failed checks} ([] = passed)."""
-    checks_dir = source / "pa3" / "assignment" / "checks"
-    kinds = ("public", "hidden")
+def graded_checks(work, tmp, source=None, task_time_limit=120, isolation=None):
+    """({task: [(check, message)] failed}, notes) of the graded checks of the pa3 in ``work`` alone, as grading runs
+    them (in a sandbox unless ``isolation`` says otherwise), without the notebooks: for tests and for trying a
+    check."""
+    source = Path(source or project_dir())
+    tmp = Path(tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    grader = Grader(Path(work), tmp, write_helpers(tmp / "helpers", CHECKS), isolation or Isolation(),
+                    time.monotonic(), 3600)
+    result, references = Result(Path(work).name), reference_values(TASKS, CHECKS)
+    checks = task_checks(grader, references, task_time_limit, result)
+    checks.update(checks_on_reference_parts(checks, grader, source, references, task_time_limit, result))
+    return checks, result.notes
+
+
+class Grader:
+    """The steps of grading one submission: each ``runner.py`` in its own sandbox (``steps.run_step``)."""
+
+    def __init__(self, work, tmp, helpers, isolation, started, time_limit):
+        self.work, self.tmp, self.helpers, self.isolation = work, tmp, helpers, isolation
+        self.started, self.time_limit, self.count = started, time_limit, 0
+
+    def left(self):
+        return self.time_limit - (time.monotonic() - self.started)
+
+    def run(self, arguments, timeout, work=None, env=None):
+        """(rows, Finished, other output) of one step."""
+        self.count += 1
+        return run_step(arguments, work or self.work, self.helpers, max(1.0, timeout), self.isolation,
+                        self.tmp / f"step{self.count}.log", env)
+
+    def step(self, mode, arguments, timeout):
+        """None when the ``import`` step handed back the submission's pa3, else why not (one paragraph)."""
+        rows, finished, other = self.run([mode, *arguments], timeout)
+        where = next((row["imported"] for row in rows if isinstance(row, dict) and "imported" in row), None)
+        if isinstance(where, str) and Path(where).resolve().is_relative_to(self.work.resolve()):
+            return None
+        tail = "\n".join(other.strip().splitlines()[-4:])
+        why = finished.why() if finished.returncode != 0 else f"pa3 was imported from {where}, not the submission"
+        return f"{why}: {tail}" if tail else why
+
+
+def task_checks(grader, references, task_time_limit, result, tasks=None, work=None):
+    """The graded checks of ``tasks`` (default all) in one sandbox, then, if that one had to be stopped, each
+    unfinished task alone with ``task_time_limit`` (so one hanging task costs only its own points); judged here
+    against ``references`` (``verdicts.judge_task``). Returns {task: [(check, message)] of its failed checks}."""
     tasks = list(tasks or TASKS)
-    results, finished = run_checks(tasks, work, helpers, min(task_time_limit, max(1.0, left())), kinds, checks_dir)
+    finished_rows, why = _check_rows(grader, tasks, task_time_limit, work)
     for number in tasks:
-        if number not in results:
-            alone, finished = run_checks([number], work, helpers, min(task_time_limit, max(1.0, left())), kinds,
-                                         checks_dir, report_name=f"task{number}")
-            results[number] = alone.get(number, (False, [(f"task {number} checks", finished.why())]))
-            if finished.timed_out:
-                result.status = "time limit"
-    return {number: results[number][1] for number in tasks}
+        if number not in finished_rows:
+            alone, why_alone = _check_rows(grader, [number], task_time_limit, work)
+            if number in alone:
+                finished_rows[number] = alone[number]
+            else:
+                finished_rows[number] = None
+                if why_alone.startswith("stopped at its time limit"):
+                    result.status = "time limit"
+                why[number] = why_alone
+    failures = {}
+    for number in tasks:
+        rows = finished_rows[number]
+        if rows is None:
+            failures[number] = [(f"task {number} checks", why.get(number) or "they did not finish")]
+        else:
+            failures[number] = judge_task(number, rows, references[number])
+    return failures
 
 
-def checks_on_reference_parts(checks, work, tmp, helpers, source, task_time_limit, left, result):
+def _check_rows(grader, tasks, task_time_limit, work):
+    """({task: {check: row}} of the tasks whose checks all ran, {task: why not} of the others)."""
+    rows, finished, other = grader.run(["checks", *tasks], min(task_time_limit, grader.left()), work=work)
+    by_task, ended = {}, set()
+    for row in rows:
+        if isinstance(row, dict) and row.get("task") in tasks:
+            if row.get("end"):
+                ended.add(row["task"])
+            elif isinstance(row.get("check"), str):
+                by_task.setdefault(row["task"], {})[row["check"]] = row
+    tail = "\n".join(other.strip().splitlines()[-5:])
+    why = f"{finished.why()}: {tail}" if tail and not finished.timed_out else finished.why()
+    return {t: by_task.get(t, {}) for t in ended}, {t: why for t in tasks if t not in ended}
+
+
+def checks_on_reference_parts(checks, grader, source, references, task_time_limit, result):
     """Task 8 is charged only for its own region: when a task it builds on (5, 7) fails its checks, its
     checks run again on a copy of the submission whose other tasks are the reference's. Returns {8: failures}
     in that case, else {}."""
     failed = [n for n in REQUIRES[8] if checks.get(n)]
     if not failed or not checks.get(8):
         return {}
-    hybrid = tmp / "reference_parts"
-    problem = with_reference_parts(work, source, hybrid)
+    hybrid = grader.tmp / "reference_parts"
+    problem = with_reference_parts(grader.work, source, hybrid)
     names = " and ".join(f"Task {n}" for n in failed)
     if problem:
         return {8: [("task 8 checks", problem)]}
     result.notes.append(f"{names} failed its checks, so Task 8 was checked with the reference's U-Net and ASPP "
                         f"in place of yours (your UNetASPP class itself unchanged).")
-    return task_checks(hybrid, helpers, source, task_time_limit, left, result, tasks=[8])
+    return task_checks(grader, references, task_time_limit, result, tasks=[8], work=hybrid)
 
 
 def with_reference_parts(work, source, into):
     """Copy the submission's pa3 into ``into`` with the reference's pa3/models/unet.py and pa3/models/aspp.py,
     keeping the submission's own ``UNetASPP`` class (Task 8's region). Returns None, or why it cannot."""
-    shutil.copytree(work / "pa3", into / "pa3", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(work / "pa3", into / "pa3", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("unet.py", "aspp.py"):
+        (into / "pa3" / "models" / name).unlink(missing_ok=True)
     shutil.copyfile(source / "pa3" / "models" / "unet.py", into / "pa3" / "models" / "unet.py")
     reference = (source / "pa3" / "models" / "aspp.py").read_text()
     try:
-        theirs = _class_source((work / "pa3" / "models" / "aspp.py").read_text(), "UNetASPP")
-    except (OSError, SyntaxError, LookupError) as error:
+        theirs = _class_source(read_inside(work, "pa3/models/aspp.py").decode(), "UNetASPP")
+    except (OSError, ValueError, SyntaxError, LookupError) as error:
         return f"pa3/models/aspp.py: cannot take your UNetASPP class out of it ({type(error).__name__}: {error})"
     start, end = _class_lines(reference, "UNetASPP")
     lines = reference.splitlines(keepends=True)
@@ -248,7 +321,11 @@ class SubmissionError(ValueError):
 def unpack(path, into):
     """Copy or extract the submission into ``into``; return the folder holding its pa3/."""
     if path.is_dir():
-        shutil.copytree(path, into, ignore=lambda folder, names: [n for n in names if n in LEFT_OUT])
+        shutil.copytree(path, into, symlinks=True, ignore=lambda folder, names: [n for n in names if n in LEFT_OUT])
+        links = [p for p in into.rglob("*") if p.is_symlink()]
+        if links:
+            raise SubmissionError(f"{path.name} holds symbolic links ({', '.join(str(p.relative_to(into)) for p in links[:3])}): "
+                                  f"hand in real files (python -m pa3 assignment pack)")
     elif zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             for member in archive.infolist():
@@ -282,37 +359,61 @@ def prepare(work, source, data, result):
     (work / "data" / Path(data).name).symlink_to(Path(data).resolve(), target_is_directory=True)
 
 
-def nbval_notebooks(work, helpers, tmp, source, timeout, result):
-    """nbval over the submission's notebooks under the grading profile.
-
-    Returns {notebook: {code cell index: (outcome, message)}} (a notebook absent from the result was not
-    collected at all); a notebook missing from the submission is a failure of its own.
-    """
-    present = [nb for nb in NOTEBOOK_POINTS if (work / "notebooks" / f"{nb}.ipynb").is_file()]
+def stored_notebooks(work):
+    """{notebook: its JSON as submitted} of the graded notebooks that are there and readable, else the reason."""
+    stored = {}
     for nb in NOTEBOOK_POINTS:
-        if nb not in present:
-            result.failures.append(Failure(nb, f"notebooks/{nb}.ipynb", "missing from the submission"))
+        path = work / "notebooks" / f"{nb}.ipynb"
+        if not path.is_file():
+            stored[nb] = "missing from the submission"
+            continue
+        try:
+            notebook = json.loads(read_inside(work, f"notebooks/{nb}.ipynb"))
+            if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+                raise ValueError("no list of cells")
+            stored[nb] = notebook
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            stored[nb] = f"could not be read: {type(error).__name__}: {error}"
+    return stored
+
+
+def run_notebooks(grader, stored, source, result):
+    """Execute the submission's notebooks in order in a sandbox under the grading profile, then compare every
+    cell's outputs with the stored ones here (``outputs.notebook_verdicts``, nbval's rules and this release's
+    sanitize file). Returns {notebook: {code cell index: (outcome, message)}} of the notebooks that could be
+    read; one that could not is a failure of its own."""
+    present = [nb for nb, notebook in stored.items() if isinstance(notebook, dict)]
+    for nb, notebook in stored.items():
+        if not isinstance(notebook, dict):
+            result.failures.append(Failure(nb, f"notebooks/{nb}.ipynb", notebook))
     if not present:
         return {}
-    report = tmp / "nbval.jsonl"
-    options = ["--nbval", "--nbval-current-env", "--nbval-cell-timeout", str(int(timeout)),
-               "--nbval-sanitize-with", str(source / "tests" / "nbval_sanitize.cfg")]
-    command = pytest_command(helpers, [f"notebooks/{nb}.ipynb" for nb in present], *options)
-    command[command.index("--rootdir") + 1] = str(work)
-    env = pytest_env(work, helpers, report, {"PA3_PROFILE": PROFILE, "PA3_FIGURES": str(tmp / "figures")})
-    finished = run_limited(command, timeout, cwd=work, env=env)
-    if finished.timed_out:
-        result.status = "time limit"
-        result.failures.append(Failure("", "notebooks", f"nbval {finished.why()}; cells not reached by then score nothing"))
-    cells = {}
-    for nodeid, row in read_verdicts(report).items():
-        path, _, cell = nodeid.partition("::")
-        nb = Path(path).stem
-        if not cell or (row["when"] == "collect" and row["outcome"] == "failed"):
-            result.failures.append(Failure(nb, f"notebooks/{nb}.ipynb", f"could not be read: {row['message']}"))
-            continue
-        cells.setdefault(nb, {})[int(cell.split()[-1])] = (row["outcome"], row["message"])
-    return cells
+    deadline = time.time() + max(1.0, grader.left() - 15)  # the runner stops itself first, and says where
+    env = {"PA3_PROFILE": PROFILE, "PA3_FIGURES": "/tmp/figures" if grader.isolation.sandboxed
+           else str(grader.tmp / "figures")}
+    rows, finished, other = grader.run(["notebooks", f"{deadline:.0f}", *present], max(1.0, grader.left()), env=env)
+    executed = {row["notebook"]: row for row in rows if isinstance(row, dict) and row.get("notebook") in present}
+    if finished.timed_out or any(row.get("stopped") for row in executed.values()):
+        stops = [f"notebooks/{nb}.ipynb: {row['stopped']}" for nb, row in executed.items() if row.get("stopped")]
+        if finished.timed_out or any("Timeout" in stop for stop in stops):
+            result.status = "time limit"
+        result.failures.append(Failure("", "notebooks", "executing the notebooks stopped early ("
+                                       + ("; ".join(stops) or finished.why()) + "); cells not reached by then score nothing"))
+    patterns = sanitize_patterns((source / "tests" / "nbval_sanitize.cfg").read_text())
+    return {nb: notebook_verdicts(stored[nb], executed.get(nb, {}).get("cells"), patterns) for nb in present}
+
+
+def read_inside(work, relative, limit=64 * 2**20):
+    """The bytes of ``work``/``relative``, refused (ValueError) when it leads outside ``work`` through a symbolic
+    link (the submission's code may have made one) or is larger than ``limit``."""
+    path = (work / relative).resolve()
+    if not path.is_relative_to(work.resolve()):
+        raise ValueError(f"{relative} leads outside the submission")
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{relative} is larger than {limit // 2**20} MiB")
+    return data
 
 
 def bands(work):
@@ -326,11 +427,10 @@ def bands(work):
     expected = load_expected(PROFILE)
     values, failures = {}, {name: [] for name in EXPERIMENTS}
     for name in EXPERIMENTS:
-        folder = work / "runs" / PROFILE / name
         try:
-            metrics = json.loads((folder / "metrics.json").read_text())
-            confusions = json.loads((folder / "confusions.json").read_text())
-        except (OSError, json.JSONDecodeError):
+            metrics = json.loads(read_inside(work, f"runs/{PROFILE}/{name}/metrics.json"))
+            confusions = json.loads(read_inside(work, f"runs/{PROFILE}/{name}/confusions.json"))
+        except (OSError, ValueError):
             failures[name].append(f"run {name!r} was not trained (no runs/{PROFILE}/{name}/metrics.json and "
                                   f"confusions.json)")
             continue
@@ -360,13 +460,12 @@ def rescore(confusions):
     return checked_values(epochs[key.index(max(key))])
 
 
-def cell_info(work):
-    """{notebook: {code cell index (as nbval counts): (task numbers, is a band cell, source)}}."""
+def cell_info(stored):
+    """{notebook: {code cell index (as nbval counts): (task numbers, is a band cell, source)}} of the notebooks as
+    submitted (``stored_notebooks``)."""
     info = {}
-    for nb in NOTEBOOK_POINTS:
-        try:
-            notebook = json.loads((work / "notebooks" / f"{nb}.ipynb").read_text())
-        except (OSError, json.JSONDecodeError):
+    for nb, notebook in stored.items():
+        if not isinstance(notebook, dict):
             continue
         code = [c for c in notebook.get("cells", []) if isinstance(c, dict) and c.get("cell_type") == "code"]
         for index, cell in enumerate(code):
@@ -397,7 +496,7 @@ def score(result, checks, cells, info, run_failures):
     owners_of_missing = sorted({_run_part(name) for name in missing})
     for nb in NOTEBOOK_POINTS:
         if nb not in cells:
-            failed.add(nb)  # not collected (missing or unreadable): said by nbval_notebooks
+            failed.add(nb)  # missing or unreadable: said by run_notebooks
             continue
         earlier = None  # (parts, cell index) of this notebook's first failing cell
         for index, (tasks, is_band, source) in sorted(info.get(nb, {}).items()):

@@ -1,32 +1,26 @@
 """Functional checks of the students' models: the reference's weights loaded by position, one fixed input,
 every layer's output compared with the reference's.
 
-This file imports only torch: the grader copies its source into the checks' helper folder as
-``pa3_probe.py``, where the ``pa3`` on the path is the student's package (imported lazily, only by
-``check_against_reference`` and, on the grader's side, ``write_references``).
+This file imports only torch (``pa3`` lazily, whichever is on the path): the grader runs ``observe`` with
+the instructor's pa3 (the reference) and has it run in the sandbox with the student's, then ``judge``
+compares the two observations outside the sandbox.
 
 - ``fill_by_position(model, seed)``: every state_dict entry gets values that depend only on its
   position, its shape and its kind (conv weight, bias, BatchNorm statistics), so a student's model whose
   layers are defined in the reference's order gets the reference's weights whatever its names;
 - ``probe(model, x)``: the state_dict's shapes, the output of every layer with weights in the order they
   run, the model's output;
-- ``write_references(folder)`` (grader, instructor's pa3): one record per functional check;
-- ``check_against_reference(path)`` (hidden checks, student's pa3): raises AssertionError with a message a
-  student can act on, from ``compare``.
+- ``observe(name)``: build the model of check ``name``, fill it, probe it on its fixed input (values only);
+- ``judge(reference, mine)``: None, or a message a student can act on that names the first layer that differs.
 """
 import math
-import os
-from pathlib import Path
 
 import torch
-
-FORMAT = 1
-ENV = "PA3_REFERENCE_DIR"
 
 # task number -> the records its hidden checks compare against
 TASK_RECORDS = {5: ["unet"], 6: ["resnet50_deconv"], 7: ["aspp", "resnet101_aspp"], 8: ["unet_aspp"]}
 
-# name -> what write_references builds and feeds it; "after": what the reference's forward does after its last
+# name -> what observe builds and feeds it; "after": what the reference's forward does after its last
 # layer with weights (said when only the final output differs). The ASPP input (24x24) is wider than rate 18.
 REFERENCES = {
     "unet": dict(kind="model", model="unet", num_classes=3, input_shape=(1, 3, 32, 32),
@@ -170,15 +164,6 @@ def _summary(value):
     return tuple(value.shape), scale, flat[sample_index(flat.numel())].clone()
 
 
-def reference_record(model, x, seed=0):
-    """``fill_by_position`` + ``probe`` on the reference model: a torch.save-able dict with the input, the
-    state_dict shapes, every layer's (shape, max abs, ``SAMPLE`` sampled values) and the full output."""
-    fill_by_position(model, seed)
-    result = probe(model, x)
-    result["layers"] = [(name, cls, positions, _summary(value)) for name, cls, positions, value in result["layers"]]
-    return {"format": FORMAT, "seed": seed, "input": x.clone(), **result}
-
-
 # ---------------------------------------------------------------------------------------------------------
 # comparing
 
@@ -221,8 +206,12 @@ def _compare_params(reference, mine, what):
 
 
 def _compare_layers(reference, mine, what, setting):
-    """The first layer (in the reference's call order) whose output differs, as a message; else None."""
-    calls = mine["layers"]
+    """The first layer (in the reference's call order) whose output differs, as a message; else None. Layer
+    outputs are ``_summary`` triples (a shape equal to the reference's means the same sampled positions)."""
+    calls = [(name, cls, tuple(positions), value) for name, cls, positions, value in mine["layers"]]
+    mine = {**mine, "modules": [(name, cls, tuple(positions)) for name, cls, positions in mine["modules"]]}
+    reference = {**reference, "layers": [(name, cls, tuple(positions), value)
+                                         for name, cls, positions, value in reference["layers"]]}
     seen, index = {}, {}
     for i, (name, cls, positions, value) in enumerate(calls):
         k = seen[positions] = seen.get(positions, 0) + 1
@@ -255,14 +244,14 @@ def _compare_layers(reference, mine, what, setting):
                  "tensor concatenated or added, or the wrong stride, padding or dilation (in this layer or a "
                  "pooling before it)" if last else
                  "so its stride, padding or dilation, or what your forward does to the input before it, differs")
-        ref_shape = None if ref_summary is None else ref_summary[0]
-        if value is None or ref_shape is None or tuple(value.shape) != ref_shape:
-            got = "no tensor" if value is None else f"an output of shape {_shape(value.shape)}"
+        ref_shape = None if ref_summary is None else tuple(ref_summary[0])
+        shape = None if value is None else tuple(value[0])
+        if shape is None or ref_shape is None or shape != ref_shape:
+            got = "no tensor" if shape is None else f"an output of shape {_shape(shape)}"
             return (f"Your {what} {setting}: {before}{label} gives {got} where the reference's gives "
                     f"{'no tensor' if ref_shape is None else _shape(ref_shape)}. Its weights equal the "
                     f"reference's, {cause}.")
-        _, scale, ref_values = ref_summary
-        diff, scale, close = _difference(value.reshape(-1)[sample_index(value.numel())], ref_values, scale)
+        diff, scale, close = _difference(torch.as_tensor(value[2]), torch.as_tensor(ref_summary[2]), ref_summary[1])
         if not close:
             return (f"Your {what} {setting}: {before}{label} differs by up to {diff:.3g} (the reference's values "
                     f"reach {scale:.3g}). Its weights equal the reference's, {cause}.")
@@ -276,23 +265,23 @@ def _compare_layers(reference, mine, what, setting):
     return None
 
 
-def compare(reference, mine_model, what):
-    """None when ``mine_model`` computes what the reference record does, else one paragraph saying what
-    differs first: (a) the state_dict shapes by position, (b) the layer outputs in the order they run, with
-    weights loaded by position, (c) the final output. Never raises."""
-    x = reference["input"]
+def judge(reference, mine):
+    """None when the observation ``mine`` (``observe`` on the student's pa3) computes what ``reference`` (the
+    same on the instructor's) does, else one paragraph saying what differs first: (a) building the model,
+    (b) the state_dict shapes by position, (c) the layer outputs in the order they run, with weights loaded by
+    position, (d) the final output. Never raises."""
+    what = reference["what"]
     setting = (f"computes something other than the reference (the reference's weights loaded by position, an "
-               f"input of shape {_shape(x.shape)}, eval mode)")
+               f"input of shape {_shape(reference['input_shape'])}, eval mode)")
     try:
-        message = _compare_params(reference, probe_params(mine_model), what)
+        if mine.get("build_error"):
+            return f"Building your {what} with {reference['spec_text']} raised {mine['build_error']}."
+        message = _compare_params(reference, mine, what)
         if message:
             return message
-        fill_by_position(mine_model, reference["seed"])
-        try:
-            mine = probe(mine_model, x.clone())
-        except Exception as error:  # the student's forward
-            return (f"Your {what} raised {type(error).__name__}: {error} on an input of shape {_shape(x.shape)} "
-                    f"(eval mode, the reference's weights loaded by position).")
+        if mine.get("forward_error"):
+            return (f"Your {what} raised {mine['forward_error']} on an input of shape "
+                    f"{_shape(reference['input_shape'])} (eval mode, the reference's weights loaded by position).")
         message = _compare_layers(reference, mine, what, setting)
         if message:
             return message
@@ -311,15 +300,15 @@ def compare(reference, mine_model, what):
             return (f"Your {what}: every layer with weights matches the reference, but the output differs by up "
                     f"to {diff:.3g} (the reference's values reach {scale:.3g}). {after}")
         return None
-    except Exception as error:  # anything unexpected: still a message, never an exception
+    except Exception as error:  # anything unexpected (a malformed observation): still a message
         return f"Checking your {what} failed with {type(error).__name__}: {error}."
 
 
 # ---------------------------------------------------------------------------------------------------------
-# grader side and check side
+# both sides: what a model computes
 
 def _build(spec):
-    """The model a record describes, from the ``pa3`` on the path (the instructor's or the student's)."""
+    """The model a spec describes, from the ``pa3`` on the path (the instructor's or the student's)."""
     if spec["kind"] == "aspp":
         from pa3.models.aspp import ASPP
         return ASPP(**spec["kwargs"])
@@ -333,45 +322,45 @@ def _spec_text(spec):
     return f"build_model({spec['model']!r}, {spec['num_classes']})"
 
 
-def write_references(folder, seed=0):
-    """Grader side (the instructor's pa3): write ``<name>.pt`` for every entry of ``REFERENCES`` into ``folder``.
-    Each holds the spec, the input, the state_dict shapes and every layer's output (no weights).
-    Returns {name: path}."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for i, (name, spec) in enumerate(REFERENCES.items()):
-        torch.manual_seed(seed)  # the models' own initialisation, overwritten by fill_by_position anyway
-        model = _build(spec)
-        x = torch.randn(spec["input_shape"], generator=torch.Generator().manual_seed(seed * 100003 + 7919 + i))
-        record = {**{k: v for k, v in spec.items() if k != "input_shape"}, "name": name,
-                  **reference_record(model, x, seed)}
-        paths[name] = folder / f"{name}.pt"
-        torch.save(record, paths[name])
-    return paths
+def model_input(name, seed=0):
+    """The fixed input of functional check ``name``."""
+    index = list(REFERENCES).index(name)
+    shape = REFERENCES[name]["input_shape"]
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed * 100003 + 7919 + index))
 
 
-def reference_path(name):
-    """The record ``name`` in the folder the grader names in $PA3_REFERENCE_DIR; AssertionError without it."""
-    folder = os.environ.get(ENV)
-    if not folder:
-        raise AssertionError(f"The grader did not provide the reference outputs for {name!r}: ${ENV} is not set "
-                             f"(this check runs only under `python -m pa3 assignment grade`).")
-    path = Path(folder) / f"{name}.pt"
-    if not path.is_file():
-        raise AssertionError(f"The grader did not provide the reference outputs for {name!r}: {path} is missing.")
-    return path
-
-
-def check_against_reference(path):
-    """Build the student's model the record describes, compare; AssertionError(message) when it differs."""
-    record = torch.load(path, weights_only=True)
-    what = record["what"]
+def observe(name, seed=0):
+    """What the ``pa3`` on the path computes for functional check ``name`` (a key of ``REFERENCES``): the model
+    built (``torch.manual_seed(seed)`` first), then ``observe_model``. Run by the grader on the instructor's pa3
+    (the reference) and in the sandbox on the student's: values only, which ``judge`` compares outside. An
+    exception of the student's code is kept as text."""
+    torch.manual_seed(seed)  # the models' own initialisation, overwritten by fill_by_position anyway
     try:
-        model = _build(record)
+        model = _build(REFERENCES[name])
     except Exception as error:
-        raise AssertionError(f"Building your {what} with {_spec_text(record)} raised {type(error).__name__}: "
-                             f"{error}.") from None
-    message = compare(record, model, what)
-    if message is not None:
-        raise AssertionError(message)
+        return {**_about(name, seed), "build_error": f"{type(error).__name__}: {error}"}
+    return observe_model(model, name, seed)
+
+
+def _about(name, seed):
+    spec = REFERENCES[name]
+    return {"name": name, "what": spec["what"], "after": spec["after"], "spec_text": _spec_text(spec),
+            "input_shape": list(spec["input_shape"]), "seed": seed}
+
+
+def observe_model(model, name, seed=0):
+    """``model``'s state_dict shapes, then, with weights loaded by position (``fill_by_position``), every
+    layer's output summarised (shape, max abs, ``SAMPLE`` sampled values) and the full output, on the fixed
+    input of check ``name`` (``model_input``)."""
+    seen = _about(name, seed)
+    try:
+        seen.update(probe_params(model))
+        fill_by_position(model, seed)
+    except Exception as error:
+        return {**seen, "build_error": f"{type(error).__name__}: {error}"}
+    try:
+        result = probe(model, model_input(name, seed))
+    except Exception as error:  # the student's forward
+        return {**seen, "forward_error": f"{type(error).__name__}: {error}"}
+    result["layers"] = [(name, cls, positions, _summary(value)) for name, cls, positions, value in result["layers"]]
+    return {**seen, **result}

@@ -39,18 +39,25 @@ class Finished:
         return f"exit status {self.returncode}"
 
 
-def run_limited(command, timeout, cwd, env):
-    """Run ``command`` with ``timeout`` seconds; on timeout kill its whole process group. Returns Finished."""
+def run_limited(command, timeout, cwd, env, stdin_text=None, output_path=None):
+    """Run ``command`` with ``timeout`` seconds; on timeout kill its whole process group. ``stdin_text``: written to
+    its standard input, which is then closed; ``output_path``: its output goes to that file (and ``output`` is
+    left empty) instead of into memory. Returns Finished."""
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, errors="replace", start_new_session=True)
+    output_file = open(output_path, "w") if output_path else None
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin_text is not None else None,
+                               stdout=output_file or subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               errors="replace", start_new_session=True)
     try:
-        output, _ = process.communicate(timeout=max(1.0, timeout))
+        output, _ = process.communicate(stdin_text, timeout=max(1.0, timeout))
         returncode = process.returncode
     except subprocess.TimeoutExpired:
         _kill_group(process)
         output, _ = process.communicate()
         returncode = None
+    finally:
+        if output_file:
+            output_file.close()
     _kill_group(process)  # whatever it left behind (a kernel nbval started) goes too
     return Finished(returncode, output or "", time.monotonic() - started)
 

@@ -124,12 +124,16 @@ numbers are NaN until Task 1 is done.
 | - | notebooks run through with their stored outputs ({notebooks}) | `notebooks/` | {sum(NOTEBOOK_POINTS.values())} |
 | | **total** | | **{TOTAL_POINTS}** |
 
-A task's points need all of its checks: the public checks below, hidden checks of the same kind, the
+A task's points need all of its checks: what the public checks below test and hidden checks of the same kind
+(the grader runs your code on fixed inputs and compares what it computes with the reference solution's), the
 notebook cells marked `# TASK CELL: Task N`, and the trained numbers of its experiment inside the
 calibrated bands of the grading profile (`pa3/expected/grading.json`; how they were measured:
 `benchmarks/calibration_grading.md`). The hidden checks also load the reference model's weights into your
 model by position and compare every layer's output with the reference's: define the layers of each model
 in `__init__` in the order of the report's table, with the table's shapes.
+
+Your code is graded in a sandbox: no network, no files outside your folder, and a time limit (600 s for
+everything); the notebooks are executed again there and their outputs compared with the ones you submit.
 
 A failure costs only the task whose code causes it: Task 8 is checked with the reference's U-Net and ASPP
 when yours fail, and a notebook cell that fails because of a task's code costs that task, not the notebook.

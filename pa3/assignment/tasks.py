@@ -3,7 +3,7 @@
 The report says the course handed out "a baseline CNN model and some code for the training process"; the
 students built the rest. Each task below is one part of that rest. Its code sits between solution markers
 in ``pa3/`` (see ``pa3.assignment.regions``); its checks are ``checks/public/test_task<N>.py`` (shipped in
-the student edition) and ``checks/hidden/test_task<N>.py`` (grading only); its trained runs are held to
+the student edition) and ``checks/hidden/task<N>.py`` (grading only, judged outside the sandbox); its trained runs are held to
 the grading profile's calibrated bands (``pa3/expected/grading.json``); the notebook cells that exercise it
 carry ``{"pa3": {"task": N}}`` in their metadata.
 

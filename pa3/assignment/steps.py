@@ -1,0 +1,88 @@
+"""One grading step: ``runner.py`` on a submission's copy, in a bubblewrap sandbox (or, with ``--no-sandbox``, in
+a plain process), with a time limit; the rows it hands back.
+
+The grader writes a fresh secret to the runner's standard input; only output lines that start with it are the
+runner's rows (``runner.py``). Everything else the step printed is kept, shortened, to explain a crash.
+"""
+import json
+import os
+import secrets
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pa3.assignment import sandbox
+from pa3.assignment.processes import run_limited
+from pa3.assignment.report_plugin import ANSI
+
+# What every run of a submission's code gets, as `make test` and conftest.py set it for the committed outputs:
+# no progress bars, one thread, a fixed hash seed.
+QUIET = {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+MAX_LINE = 256 * 2**20  # the longest row read back (an executed notebook with its figures)
+MAX_OUTPUT_KEPT = 40  # lines of other output kept to explain a crash
+
+
+@dataclass
+class Isolation:
+    """How a submission's code runs: ``sandboxed`` (bubblewrap, the default) with ``limits``, or not at all."""
+    sandboxed: bool = True
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    readable: tuple = ()  # folders it may read besides the system and the Python environment (the data)
+
+
+def write_helpers(helper_dir, checks_dir):
+    """The folder the sandbox sees at /grader: the runner, the model probe and the graded checks (inputs only)."""
+    helper_dir = Path(helper_dir)
+    (helper_dir / "checks").mkdir(parents=True, exist_ok=True)
+    here = Path(__file__).parent
+    shutil.copyfile(here / "runner.py", helper_dir / "runner.py")
+    shutil.copyfile(here / "probe.py", helper_dir / "pa3_probe.py")
+    for path in sorted(Path(checks_dir).glob("task*.py")):
+        shutil.copyfile(path, helper_dir / "checks" / path.name)
+    return helper_dir
+
+
+def run_step(arguments, work, helpers, timeout, isolation, log, env=None):
+    """Run ``runner.py ARGUMENTS`` (mode, then its arguments after the folder) on the submission in ``work``.
+    Returns (rows, Finished, other output): ``log`` is the file (outside the sandbox) its output goes to."""
+    secret = secrets.token_hex(16)
+    work = Path(work).resolve()
+    environment = {"PA3_HOME": str(work), **QUIET, **(env or {})}
+    mode, rest = arguments[0], [str(a) for a in arguments[1:]]
+    cgroups = None
+    if isolation.sandboxed:
+        argv = [sys.executable, "-I", f"{sandbox.HELPERS}/runner.py", "--contained", mode, str(work), *rest]
+        cgroups = sandbox.make_cgroups(isolation.limits)
+        command = sandbox.command(argv, work, readable=isolation.readable, helpers=helpers, env=environment,
+                                  limits=isolation.limits, cgroup=cgroups)
+        process_env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+    else:
+        command = [sys.executable, "-I", str(Path(helpers) / "runner.py"), mode, str(work), *rest]
+        process_env = {**{k: v for k, v in os.environ.items() if not k.startswith("PA3_") and k != "PYTHONPATH"},
+                       **environment}
+    try:
+        finished = run_limited(command, timeout, cwd=work, env=process_env, stdin_text=secret + "\n",
+                               output_path=log)
+    finally:
+        sandbox.remove_cgroups(cgroups)
+    rows, other = read_rows(log, secret)
+    return rows, finished, other
+
+
+def read_rows(path, secret):
+    """(rows, the last lines of everything else) of a step's output file."""
+    rows, other, prefix = [], [], secret + " "
+    with open(path, errors="replace") as f:
+        while True:
+            line = f.readline(MAX_LINE)
+            if not line:
+                break
+            if line.startswith(prefix):
+                try:
+                    rows.append(json.loads(line[len(prefix):]))
+                except json.JSONDecodeError:
+                    pass
+            elif line.strip():
+                other = (other + [ANSI.sub("", line.rstrip()[:500])])[-MAX_OUTPUT_KEPT:]
+    return rows, "\n".join(other)
