@@ -3,8 +3,10 @@
 End to end, built the students' way: the student edition released, the solution put back, then every
 ```bash block of the students' README run in order in a clean shell (its own venv, ``check``, ``run``,
 ``pack``), nothing taken from this checkout's environment. The packed solution scores full marks; a copy
-with one Task 4 bug (labels blended by a bilinear rotation) and an output edited by hand loses exactly
-Task 4 and notebook 01; a crash, a hang and a file that is no submission are scored and explained.
+with one Task 4 bug (labels blended by a bilinear rotation) and an output edited by hand, which also tries to forge
+its grade (``benchmarks.sandbox_probes.FORGER``: its rows patched in the runner, pytest patched, a sitecustomize.py
+and a conftest.py, fake rows and rewritten run files from its kernels), loses exactly Task 4 and notebook 01; a
+crash, a hang and a file that is no submission are scored and explained. Every step runs in the sandbox.
 
 At the level of the task checks: a U-Net missing two ReLUs loses Task 5 (not Task 8), a weighted
 cross-entropy averaged over pixels loses Task 2, a stubbed IoU loses Task 1 only. At the level of ``score``
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.sandbox_probes import FORGER, add_to_init
 from pa3 import project_dir
 from pa3.assignment import NOTEBOOK_POINTS, TASKS, TOTAL_POINTS
 from pa3.assignment.check import LEFT_OUT
@@ -105,6 +108,7 @@ def graded(student, tmp_path_factory):
                    if o.get("name") == "stdout" and "trainable parameters" in "".join(o["text"]))
     count = printed.split()[0]
     _edit(notebook, f"{count} trainable parameters", f"{count[:-1]}{(int(count[-1]) + 1) % 10} trainable parameters")
+    add_to_init(wrong, FORGER)  # ... and it forges what it can
 
     crash = hand_in / "crash"  # dies with SIGSEGV as pa3.models is imported
     shutil.copytree(wrong, crash)
@@ -149,6 +153,11 @@ def test_one_bug_costs_one_task_and_an_edited_output_its_notebook(graded):
     assert "\x1b[" not in text and "-vv" not in text and "graded, graded" not in text
     assert "### Task 4: Data augmentation" in text and "### notebook 01_baseline" in text
     assert "(Task 4): failed: it raised IndexError: Target" in text  # each cell's error in one line
+    assert rows_of(out)["wrong_augmentation"]["sandbox"] == "bubblewrap"
+
+
+def rows_of(out):
+    return {row["submission"]: row for row in csv.DictReader(open(out / "grades.csv"))}
 
 
 def test_crash_is_scored_and_explained(graded):

@@ -50,9 +50,8 @@ def submission(folder, init_code="", cells=()):
 
 
 def step(folder, tmp, arguments, timeout=120, limits=None, env=None):
-    helpers = write_helpers(tmp / "helpers", CHECKS)
-    return run_step(arguments, folder, helpers, timeout, Isolation(limits=limits or sandbox.Limits()),
-                    tmp / f"step-{secrets.token_hex(4)}.log", env)
+    helpers = write_helpers(tmp / "helpers", CHECKS if arguments[0] == "checks" else None)
+    return run_step(arguments, folder, helpers, timeout, Isolation(limits=limits or sandbox.Limits()), env)
 
 
 def imported(rows):
@@ -65,11 +64,10 @@ def test_reads_writes_and_network_stay_inside(tmp_path):
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     listener.settimeout(0.5)
-    accepted = []
+    accepted, done = [], threading.Event()
 
     def accept():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not accepted:
+        while not done.is_set() and not accepted:
             try:
                 accepted.append(listener.accept())
             except (socket.timeout, OSError):
@@ -78,6 +76,7 @@ def test_reads_writes_and_network_stay_inside(tmp_path):
     watcher.start()
     (tmp_path / "secret.txt").write_text("the grader's")
     outside = {"checkout": str(REPO / "pa3" / "assignment" / "checks" / "hidden" / "task1.py"),
+               "hidden_checks": "/grader/checks/task1.py",  # only the checks step sees the checks' inputs
                "readme": str(REPO / "README.md"), "root": "/root", "home": os.path.expanduser("~"),
                "grader_tmp": str(tmp_path / "secret.txt")}
     writes = {"host_tmp": f"/tmp/pa3-escape-{token}", "checkout": str(REPO / f"escape-{token}"),
@@ -104,12 +103,14 @@ def test_reads_writes_and_network_stay_inside(tmp_path):
         open(_o.path.join(_o.path.dirname(_o.path.dirname(__file__)), "seen.json"), "w").write(_j.dumps(_seen))
         """)
     rows, finished, _ = step(work, tmp_path, ["import"])
+    done.set()
     watcher.join()
     listener.close()
     seen = json.loads((work / "seen.json").read_text())
     assert imported(rows) == str((work / "pa3" / "__init__.py").resolve())  # its own pa3, nothing else
     assert seen["uid"] == sandbox.UID
     assert seen["read"]["checkout"] is seen["read"]["readme"] is seen["read"]["grader_tmp"] is None
+    assert seen["read"]["hidden_checks"] is None
     python_home = [".pyenv"] if sys.base_prefix.startswith("/root/.pyenv/") else []
     assert seen["read"]["root"] in (None, python_home) and seen["read"]["home"] in (None, python_home)
     assert seen["write"]["helpers"] is False  # read-only; the others went to its private /tmp and / or failed

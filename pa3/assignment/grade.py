@@ -168,7 +168,7 @@ def grade_one(path, source, data, references, time_limit, task_time_limit, isola
             return result
         prepare(work, source, data, result)
         stored = stored_notebooks(work)  # read before any of its code runs
-        grader = Grader(work, tmp, write_helpers(tmp / "helpers", CHECKS), isolation, started, time_limit)
+        grader = Grader(work, tmp, isolation, started, time_limit)
         imported = grader.step("import", [], min(120, grader.left()))
         if imported is not None:
             result.status = "time limit" if imported.startswith("stopped at its time limit") else "does not import"
@@ -189,8 +189,7 @@ def graded_checks(work, tmp, source=None, task_time_limit=120, isolation=None):
     source = Path(source or project_dir())
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
-    grader = Grader(Path(work), tmp, write_helpers(tmp / "helpers", CHECKS), isolation or Isolation(),
-                    time.monotonic(), 3600)
+    grader = Grader(Path(work), tmp, isolation or Isolation(), time.monotonic(), 3600)
     result, references = Result(Path(work).name), reference_values(TASKS, CHECKS)
     checks = task_checks(grader, references, task_time_limit, result)
     checks.update(checks_on_reference_parts(checks, grader, source, references, task_time_limit, result))
@@ -198,20 +197,21 @@ def graded_checks(work, tmp, source=None, task_time_limit=120, isolation=None):
 
 
 class Grader:
-    """The steps of grading one submission: each ``runner.py`` in its own sandbox (``steps.run_step``)."""
+    """The steps of grading one submission: each ``runner.py`` in its own sandbox (``steps.run_step``), which sees
+    the graded checks' inputs only in the checks step."""
 
-    def __init__(self, work, tmp, helpers, isolation, started, time_limit):
-        self.work, self.tmp, self.helpers, self.isolation = work, tmp, helpers, isolation
-        self.started, self.time_limit, self.count = started, time_limit, 0
+    def __init__(self, work, tmp, isolation, started, time_limit):
+        self.work, self.tmp, self.isolation = work, tmp, isolation
+        self.helpers = {"checks": write_helpers(tmp / "helpers-checks", CHECKS), "other": write_helpers(tmp / "helpers")}
+        self.started, self.time_limit = started, time_limit
 
     def left(self):
         return self.time_limit - (time.monotonic() - self.started)
 
     def run(self, arguments, timeout, work=None, env=None):
         """(rows, Finished, other output) of one step."""
-        self.count += 1
-        return run_step(arguments, work or self.work, self.helpers, max(1.0, timeout), self.isolation,
-                        self.tmp / f"step{self.count}.log", env)
+        helpers = self.helpers["checks" if arguments[0] == "checks" else "other"]
+        return run_step(arguments, work or self.work, helpers, max(1.0, timeout), self.isolation, env)
 
     def step(self, mode, arguments, timeout):
         """None when the ``import`` step handed back the submission's pa3, else why not (one paragraph)."""

@@ -1,13 +1,13 @@
-"""Running a submission's code in a fresh process with a time limit, and reading pytest's verdicts back.
-
-Each step of grading is one subprocess in its own session: at the time limit the whole process group is
-killed (pytest and the Jupyter kernel nbval started), so a submission that loops forever cannot outlive it.
-Verdicts come back through a small pytest plugin (``report_plugin.py``) that appends one JSON line per test.
+"""Running code in a fresh process with a time limit (its whole process group killed at the limit), and reading
+pytest's verdicts back for the students' ``check`` (the report plugin, ``report_plugin.py``, appends one JSON line
+per test). Grading runs every step through ``run_limited`` too, inside a sandbox (``steps``, ``sandbox``), where
+the sandbox's own pid namespace takes everything the step started with it.
 """
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,27 +39,51 @@ class Finished:
         return f"exit status {self.returncode}"
 
 
-def run_limited(command, timeout, cwd, env, stdin_text=None, output_path=None):
+def run_limited(command, timeout, cwd, env, stdin_text=None, on_line=None):
     """Run ``command`` with ``timeout`` seconds; on timeout kill its whole process group. ``stdin_text``: written to
-    its standard input, which is then closed; ``output_path``: its output goes to that file (and ``output`` is
-    left empty) instead of into memory. Returns Finished."""
+    its standard input, which is then closed; ``on_line``: called with each line of its output (each at most
+    ``MAX_LINE`` characters) as it comes, instead of collecting the output in ``Finished.output``. Returns Finished."""
     started = time.monotonic()
-    output_file = open(output_path, "w") if output_path else None
     process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin_text is not None else None,
-                               stdout=output_file or subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               errors="replace", start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                               start_new_session=True)
+    reader = None
+    if on_line is not None:
+        reader = threading.Thread(target=_read_lines, args=(process.stdout, on_line), daemon=True)
+        reader.start()
+        if stdin_text is not None:
+            try:
+                process.stdin.write(stdin_text)
+                process.stdin.close()
+            except OSError:  # it ended before reading it
+                pass
     try:
-        output, _ = process.communicate(stdin_text, timeout=max(1.0, timeout))
+        if reader is None:
+            output, _ = process.communicate(stdin_text, timeout=max(1.0, timeout))
+        else:
+            output = ""
+            process.wait(timeout=max(1.0, timeout))
         returncode = process.returncode
     except subprocess.TimeoutExpired:
         _kill_group(process)
-        output, _ = process.communicate()
+        output = "" if reader is not None else process.communicate()[0]
+        process.wait()
         returncode = None
-    finally:
-        if output_file:
-            output_file.close()
-    _kill_group(process)  # whatever it left behind (a kernel nbval started) goes too
+    _kill_group(process)  # whatever it left behind goes too
+    if reader is not None:
+        reader.join(timeout=30)
     return Finished(returncode, output or "", time.monotonic() - started)
+
+
+MAX_LINE = 256 * 2**20
+
+
+def _read_lines(stream, on_line):
+    while True:
+        line = stream.readline(MAX_LINE)
+        if not line:
+            break
+        on_line(line)
 
 
 def _kill_group(process):

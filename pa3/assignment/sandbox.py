@@ -144,6 +144,7 @@ def make_cgroups(limits=None):
         if all((v1[c] / "cgroup.procs").exists() for c in v1):
             for controller, mount in v1.items():
                 folder = mount / (_own_cgroup(controller) or "/").lstrip("/") / name
+                _remove_stale(folder.parent)
                 folder.mkdir()
                 made.append(folder)
             (made[0] / "memory.limit_in_bytes").write_text(memory)
@@ -154,6 +155,7 @@ def make_cgroups(limits=None):
         own = _own_cgroup(None)
         if own is not None and {"memory", "pids"} <= set((root / "cgroup.controllers").read_text().split()):
             folder = root / own.lstrip("/") / name
+            _remove_stale(folder.parent)
             folder.mkdir()
             made.append(folder)
             (folder / "memory.max").write_text(memory)
@@ -163,6 +165,14 @@ def make_cgroups(limits=None):
     except OSError:
         remove_cgroups(made)
     return None
+
+
+def _remove_stale(parent):
+    """Remove the cgroups left by graders that were killed (their pid, in the name, is gone)."""
+    for folder in parent.glob("pa3-sandbox-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            remove_cgroups([folder])
 
 
 def remove_cgroups(folders):

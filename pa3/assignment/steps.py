@@ -4,6 +4,7 @@ a plain process), with a time limit; the rows it hands back.
 The grader writes a fresh secret to the runner's standard input; only output lines that start with it are the
 runner's rows (``runner.py``). Everything else the step printed is kept, shortened, to explain a crash.
 """
+import collections
 import json
 import os
 import secrets
@@ -19,7 +20,6 @@ from pa3.assignment.report_plugin import ANSI
 # What every run of a submission's code gets, as `make test` and conftest.py set it for the committed outputs:
 # no progress bars, one thread, a fixed hash seed.
 QUIET = {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-MAX_LINE = 256 * 2**20  # the longest row read back (an executed notebook with its figures)
 MAX_OUTPUT_KEPT = 40  # lines of other output kept to explain a crash
 
 
@@ -31,21 +31,25 @@ class Isolation:
     readable: tuple = ()  # folders it may read besides the system and the Python environment (the data)
 
 
-def write_helpers(helper_dir, checks_dir):
-    """The folder the sandbox sees at /grader: the runner, the model probe and the graded checks (inputs only)."""
+def write_helpers(helper_dir, checks_dir=None):
+    """The folder a sandbox sees at /grader: the runner, and, for the checks step (``checks_dir`` given), the model
+    probe and the graded checks (their inputs; their expected values stay with the grader)."""
     helper_dir = Path(helper_dir)
-    (helper_dir / "checks").mkdir(parents=True, exist_ok=True)
+    helper_dir.mkdir(parents=True, exist_ok=True)
     here = Path(__file__).parent
     shutil.copyfile(here / "runner.py", helper_dir / "runner.py")
-    shutil.copyfile(here / "probe.py", helper_dir / "pa3_probe.py")
-    for path in sorted(Path(checks_dir).glob("task*.py")):
-        shutil.copyfile(path, helper_dir / "checks" / path.name)
+    if checks_dir is not None:
+        (helper_dir / "checks").mkdir(exist_ok=True)
+        shutil.copyfile(here / "probe.py", helper_dir / "pa3_probe.py")
+        for path in sorted(Path(checks_dir).glob("task*.py")):
+            shutil.copyfile(path, helper_dir / "checks" / path.name)
     return helper_dir
 
 
-def run_step(arguments, work, helpers, timeout, isolation, log, env=None):
+def run_step(arguments, work, helpers, timeout, isolation, env=None):
     """Run ``runner.py ARGUMENTS`` (mode, then its arguments after the folder) on the submission in ``work``.
-    Returns (rows, Finished, other output): ``log`` is the file (outside the sandbox) its output goes to."""
+    Returns (rows, Finished, the last lines of its other output). Its output comes through a pipe, read as it
+    comes: whatever opens that pipe from inside can add lines, never take back the runner's."""
     secret = secrets.token_hex(16)
     work = Path(work).resolve()
     environment = {"PA3_HOME": str(work), **QUIET, **(env or {})}
@@ -61,28 +65,18 @@ def run_step(arguments, work, helpers, timeout, isolation, log, env=None):
         command = [sys.executable, "-I", str(Path(helpers) / "runner.py"), mode, str(work), *rest]
         process_env = {**{k: v for k, v in os.environ.items() if not k.startswith("PA3_") and k != "PYTHONPATH"},
                        **environment}
+    rows, other, prefix = [], collections.deque(maxlen=MAX_OUTPUT_KEPT), secret + " "
+
+    def on_line(line):
+        if line.startswith(prefix):
+            try:
+                rows.append(json.loads(line[len(prefix):]))
+            except json.JSONDecodeError:
+                pass
+        elif line.strip():
+            other.append(ANSI.sub("", line.rstrip()[:500]))
     try:
-        finished = run_limited(command, timeout, cwd=work, env=process_env, stdin_text=secret + "\n",
-                               output_path=log)
+        finished = run_limited(command, timeout, cwd=work, env=process_env, stdin_text=secret + "\n", on_line=on_line)
     finally:
         sandbox.remove_cgroups(cgroups)
-    rows, other = read_rows(log, secret)
-    return rows, finished, other
-
-
-def read_rows(path, secret):
-    """(rows, the last lines of everything else) of a step's output file."""
-    rows, other, prefix = [], [], secret + " "
-    with open(path, errors="replace") as f:
-        while True:
-            line = f.readline(MAX_LINE)
-            if not line:
-                break
-            if line.startswith(prefix):
-                try:
-                    rows.append(json.loads(line[len(prefix):]))
-                except json.JSONDecodeError:
-                    pass
-            elif line.strip():
-                other = (other + [ANSI.sub("", line.rstrip()[:500])])[-MAX_OUTPUT_KEPT:]
-    return rows, "\n".join(other)
+    return rows, finished, "\n".join(other)
