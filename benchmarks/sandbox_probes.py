@@ -1,6 +1,6 @@
 """Submissions built to break out of the grading sandbox or to forge their grades, graded as an instructor grades.
 
-    python -m benchmarks.sandbox_probes SOLUTION_FOLDER [--out DIR] [--jobs 2]
+    python -m benchmarks.sandbox_probes SOLUTION_FOLDER [--out DIR] [--jobs 2] [--time-limit 600]
 
 SOLUTION_FOLDER is a student edition with the solution prepared the students' way (``assignment check``, ``run``),
 e.g. the folder tests/test_assignment_grade.py builds. Each probe is a copy of it plus code of its own (``PROBES``);
@@ -45,7 +45,7 @@ open(_o.path.join(_root, "seen-%d.json" % _o.getpid()), "w").write(_j.dumps(_see
 
 # Forges what it can: a sitecustomize.py, a conftest.py in notebooks/, pytest's reports, verdict-like files, fake
 # rows on stdout, the runner's own rows (in the checks step it runs in the runner's process: only values), and,
-# from the kernels, fake rows into every stdout it may open, the run files and the notebooks after they ran.
+# from the kernels, fake rows into the step's output (through bwrap's and the runner's stdout) and the run files.
 FORGER = """
 import json as _j, os as _o, sys as _sys, subprocess as _sp
 _root = _o.path.dirname(_o.path.dirname(_o.path.abspath(__file__)))
@@ -76,7 +76,8 @@ import glob, json, os, time
 fake = json.dumps({"notebook": "03_augmentation", "cells": [], "stopped": None})
 for _ in range(600):
     time.sleep(1)
-    for path in ("/proc/1/fd/1", "/proc/%d/fd/1" % os.getppid()):
+    runner = open("/proc/%d/stat" % os.getppid()).read().split(")")[-1].split()[1]  # the kernel's parent
+    for path in ("/proc/1/fd/1", "/proc/%s/fd/1" % runner):  # the step's pipe, through bwrap and the runner
         try:
             with open(path, "w") as f:
                 f.write("\\\\n0123456789abcdef " + fake + "\\\\n")
@@ -175,6 +176,7 @@ def main(argv=None):
     parser.add_argument("solution", type=Path)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--time-limit", type=float, default=600, help="seconds per submission (default 600)")
     args = parser.parse_args(argv)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -184,7 +186,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="pa3-probes-") as tmp:
         out = args.out or Path(tmp) / "grades"
         build(args.solution, Path(tmp) / "submissions", project_dir(), listener.getsockname()[1])
-        grade([Path(tmp) / "submissions"], out / "grades.csv", jobs=args.jobs)
+        grade([Path(tmp) / "submissions"], out / "grades.csv", jobs=args.jobs, time_limit=args.time_limit)
         rows = list(csv.DictReader(open(out / "grades.csv")))
         print("\n| probe | what it tried | status | points | seconds |\n|---|---|---|--:|--:|")
         for row in rows:

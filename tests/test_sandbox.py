@@ -134,8 +134,10 @@ def test_a_fork_bomb_is_capped_and_dies_at_the_time_limit(tmp_path):
         """)
     limits = sandbox.Limits(processes=64)
     started = time.monotonic()
-    rows, finished, _ = step(work, tmp_path, ["import"], timeout=15, limits=limits)
+    rows, finished, other = step(work, tmp_path, ["import"], timeout=15, limits=limits)
     assert finished.timed_out and time.monotonic() - started < 45
+    if _cgroups_here():  # the kernel's count of refused forks, said in the feedback
+        assert "more than 64 processes at once" in other, other
     assert not rows
     forks = (work / "forks.log").stat().st_size
     assert 0 < forks <= 2 * limits.processes  # capped (forks that failed wrote nothing)
@@ -149,6 +151,7 @@ def test_a_memory_hog_is_stopped_and_the_grader_goes_on(tmp_path):
         """)
     rows, finished, other = step(work, tmp_path, ["import"], timeout=120, limits=sandbox.Limits(memory_gb=1))
     assert not rows and finished.returncode != 0 and not finished.timed_out, other
+    assert "more memory than the sandbox allows (1 GiB)" in other or "MemoryError" in other, other  # cgroup or rlimit
 
 
 def test_a_kernel_that_ignores_sigterm_dies_with_its_sandbox(tmp_path):
@@ -244,6 +247,12 @@ def test_grading_refuses_without_bubblewrap_and_says_how_to_install_it(monkeypat
         G.grade([tmp_path], tmp_path / "grades.csv")
 
 
+def _cgroups_here():
+    made = sandbox.make_cgroups()
+    sandbox.remove_cgroups(made)
+    return bool(made)
+
+
 def _processes_with(marker):
     """Processes of this machine whose command line or environment holds ``marker``."""
     found = []
@@ -257,3 +266,22 @@ def _processes_with(marker):
             except OSError:
                 pass
     return found
+
+
+def test_without_the_sandbox_the_same_checks_give_the_same_verdicts(tmp_path):
+    """--no-sandbox runs the same runner in a plain process: the solution passes, a check module whose import fails
+    costs its task with the error."""
+    work = submission(tmp_path / "plain")
+    failures, _ = graded_checks(work, tmp_path / "graded", isolation=Isolation(sandboxed=False))
+    assert failures == {n: [] for n in failures} and len(failures) == 8
+    (work / "pa3" / "losses.py").write_text("raise ImportError('broken on purpose')\n")
+    failures, _ = graded_checks(work, tmp_path / "graded-again", isolation=Isolation(sandboxed=False))
+    assert [n for n, failed in failures.items() if failed] == [2, 3], failures
+    assert "importing what the checks use raised ImportError: broken on purpose (raised at pa3/losses.py line 1)" \
+        in failures[2][0][1]
+
+
+def test_a_death_by_signal_is_named_through_the_sandbox():
+    from pa3.assignment.processes import Finished
+    assert Finished(139, "", 1.0).why() == "crashed (SIGSEGV; exit status 139)"  # bwrap: 128 + the signal
+    assert Finished(-9, "", 1.0).why() == "crashed (SIGKILL)" and Finished(3, "", 1.0).why() == "exit status 3"

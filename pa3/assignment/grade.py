@@ -237,9 +237,9 @@ def task_checks(grader, references, task_time_limit, result, tasks=None, work=No
                 finished_rows[number] = alone[number]
             else:
                 finished_rows[number] = None
-                if why_alone.startswith("stopped at its time limit"):
+                why[number] = why_alone[number]
+                if why[number].startswith("stopped at its time limit"):
                     result.status = "time limit"
-                why[number] = why_alone
     failures = {}
     for number in tasks:
         rows = finished_rows[number]

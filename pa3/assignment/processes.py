@@ -36,6 +36,11 @@ class Finished:
             except ValueError:
                 name = f"signal {-self.returncode}"
             return f"crashed ({name})"
+        if self.returncode > 128:  # a sandbox (bwrap) or a shell reports a death by signal N as 128 + N
+            try:
+                return f"crashed ({signal.Signals(self.returncode - 128).name}; exit status {self.returncode})"
+            except ValueError:
+                pass
         return f"exit status {self.returncode}"
 
 

@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 
-HELPERS = "/grader"
+HELPERS = os.path.dirname(os.path.abspath(__file__))  # /grader in the sandbox: this file, the checks
 KERNEL_ENV = ("PA3_PROFILE", "PA3_HOME", "PA3_FIGURES", "TQDM_DISABLE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
               "PYTHONHASHSEED", "PATH", "HOME", "LANG", "MPLCONFIGDIR")
 
@@ -121,6 +121,7 @@ def run_checks(secret, root, tasks):
         except BaseException as error:  # noqa: BLE001 - the submission's import may raise anything
             _emit(secret, {"task": task, "check": "import", "error": f"{type(error).__name__}: {error}"
                                                                       f"{_where(error, root)}"})
+            _emit(secret, {"task": task, "end": True})
             continue
         for name in [n for n in vars(module) if n.startswith("check_")]:
             try:

@@ -167,6 +167,24 @@ def make_cgroups(limits=None):
     return None
 
 
+def limits_hit(folders, limits):
+    """Sentences on the caps of the cgroups ``folders`` that were reached (the kernel's counts), for feedback."""
+    said = []
+    for folder in folders or ():
+        for name in ("memory.oom_control", "memory.events", "pids.events"):
+            try:
+                counts = dict(line.split()[:2] for line in (folder / name).read_text().splitlines() if " " in line)
+            except OSError:
+                continue
+            if int(counts.get("oom_kill", 0)) > 0:
+                said.append(f"it used more memory than the sandbox allows ({limits.memory_gb:g} GiB): the kernel "
+                            f"killed {counts['oom_kill']} of its processes")
+            if name == "pids.events" and int(counts.get("max", 0)) > 0:
+                said.append(f"it tried to run more than {limits.processes} processes at once: {counts['max']} "
+                            f"of its forks failed")
+    return said
+
+
 def _remove_stale(parent):
     """Remove the cgroups left by graders that were killed (their pid, in the name, is gone)."""
     for folder in parent.glob("pa3-sandbox-*"):

@@ -77,6 +77,7 @@ def run_step(arguments, work, helpers, timeout, isolation, env=None):
             other.append(ANSI.sub("", line.rstrip()[:500]))
     try:
         finished = run_limited(command, timeout, cwd=work, env=process_env, stdin_text=secret + "\n", on_line=on_line)
+        other.extend(sandbox.limits_hit(cgroups, isolation.limits))  # the last lines: shown when the step failed
     finally:
         sandbox.remove_cgroups(cgroups)
     return rows, finished, "\n".join(other)

@@ -50,7 +50,8 @@ def judge_task(task, rows, reference, checks_dir=CHECKS, why_missing="it did not
     module = check_module(task, checks_dir)
     failures = []
     if "import" in rows and "error" in rows["import"]:
-        return [("task checks (import)", explain(f"importing what the checks use raised {rows['import']['error']}"))]
+        return [("task checks (import)", explain(f"importing what the checks use raised "
+                                                 f"{_clip(str(rows['import']['error']), 600)}"))]
     for name in check_names(module):
         label = name.removeprefix("check_")
         what = (getattr(module, name).__doc__ or label).strip()
@@ -58,7 +59,7 @@ def judge_task(task, rows, reference, checks_dir=CHECKS, why_missing="it did not
         if row is None:
             failures.append((label, f"{what}: no result ({why_missing})"))
         elif "error" in row:
-            failures.append((label, explain(f"{what}: raised {row['error']}")))
+            failures.append((label, explain(f"{what}: raised {_clip(str(row['error']), 600)}")))
         else:
             try:
                 mine = decode(row.get("values"))
@@ -67,8 +68,15 @@ def judge_task(task, rows, reference, checks_dir=CHECKS, why_missing="it did not
             except Exception as error:  # values of an unexpected form
                 message = f"{what}: returned values of an unexpected form ({type(error).__name__}: {error})"
             if message:
-                failures.append((label, explain(message)))
+                failures.append((label, _clip(explain(message), MAX_MESSAGE)))
     return failures
+
+
+MAX_MESSAGE = 2000  # characters of one failure's message: what the sandbox sent back is shown, not all of it
+
+
+def _clip(text, width):
+    return text if len(text) <= width else text[:width - 25] + f" [... {len(text) - width + 25} more characters]"
 
 
 def compare(mine, reference, what):
