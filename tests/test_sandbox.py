@@ -173,39 +173,17 @@ def test_a_kernel_that_ignores_sigterm_dies_with_its_sandbox(tmp_path):
 
 
 def test_forged_check_rows_and_pytest_patches_change_no_verdict(tmp_path):
-    """Task 1 left as its stub; the submission forges: the runner's rows (it may: it runs in the runner's process,
-    so it can only hand back values, here the answers of the public check's example), pytest's reports, a
-    sitecustomize.py, a conftest.py, verdict-like files and lines."""
-    work = submission(tmp_path / "forger", """
-        import os as _o, sys as _sys
-        _root = _o.path.dirname(_o.path.dirname(__file__))
-        for _name, _text in {"sitecustomize.py": "import pytest\\n", "notebooks/conftest.py": "import pytest\\n",
-                             "checks.jsonl": '{"nodeid": "x", "outcome": "passed"}\\n', "nbval.jsonl": ""}.items():
-            try:
-                open(_o.path.join(_root, _name), "w").write(_text)
-            except OSError:
-                pass
-        print('{"task": 1, "check": "check_random_matrix", "values": {}}')  # without the secret: ignored
-        try:
-            import _pytest.reports
-            _pytest.reports.TestReport.outcome = "passed"
-        except Exception:
-            pass
-        _runner = _sys.modules.get("__main__")
-        if _runner is not None and hasattr(_runner, "_emit"):
-            _emit = _runner._emit
-            def _forged(secret, row):
-                if row.get("task") == 1 and "error" in row:
-                    row = {"task": 1, "check": row["check"], "values": {"iou": [0.5, 4 / 7], "miou": 0.5}}
-                _emit(secret, row)
-            _runner._emit = _forged
-        """)
-    stub = (REPO / "pa3" / "metrics.py").read_text()
+    """Task 1 left as its stub, and the submission forges (``benchmarks.sandbox_probes.FORGER``): the runner's rows
+    (it may: it runs in the runner's process, so it can only hand back values: nothing where its checks raised),
+    pytest's reports, a sitecustomize.py, a conftest.py, verdict-like files and lines."""
+    from benchmarks.sandbox_probes import FORGER
     from pa3.assignment.regions import stub_regions
-    (work / "pa3" / "metrics.py").write_text(stub_regions(stub))
+
+    work = submission(tmp_path / "forger", FORGER)
+    (work / "pa3" / "metrics.py").write_text(stub_regions((REPO / "pa3" / "metrics.py").read_text()))
     failures, _ = graded_checks(work, tmp_path / "graded")
     assert sorted(n for n, failed in failures.items() if failed) == [1], failures
-    assert len(failures[1]) >= 4  # every check of Task 1 but the one whose answer was public
+    assert len(failures[1]) == 5 and all("returned {} where the reference returns" in m for _, m in failures[1])
 
 
 def test_a_kernel_cannot_rewrite_what_its_notebook_hands_back(tmp_path):

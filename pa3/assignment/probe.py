@@ -322,6 +322,16 @@ def _spec_text(spec):
     return f"build_model({spec['model']!r}, {spec['num_classes']})"
 
 
+def shape_and_gradients(model_name, num_classes, input_shape):
+    """``build_model(model_name, num_classes)`` on a random batch of ``input_shape``, then backward of the mean:
+    {"shape": the output's shape, "every_parameter_has_a_gradient": bool}."""
+    from pa3.models import build_model
+    model = build_model(model_name, num_classes)
+    out = model(torch.randn(input_shape))
+    out.mean().backward()
+    return {"shape": list(out.shape), "every_parameter_has_a_gradient": all(p.grad is not None for p in model.parameters())}
+
+
 def model_input(name, seed=0):
     """The fixed input of functional check ``name``."""
     index = list(REFERENCES).index(name)

@@ -7,6 +7,7 @@ and tensors within a relative 1e-4), or, where a check has a ``judge_*`` of the 
 the layer-by-layer model checks), that function's message. The expected values never enter the sandbox, and what
 comes back from it is only ever compared, never believed.
 """
+import functools
 import importlib.util
 import math
 import sys
@@ -21,8 +22,9 @@ from pa3.assignment.runner import decode, encode
 CHECKS = Path(__file__).parent / "checks" / "hidden"
 
 
+@functools.lru_cache(maxsize=None)
 def check_module(task, checks_dir=CHECKS):
-    """The graded checks of ``task`` as a module, imported with the pa3 of this process."""
+    """The graded checks of ``task`` as a module, imported once with the pa3 of this process."""
     sys.modules.setdefault("pa3_probe", probe)  # the name the checks import it by (in the sandbox: a copy)
     path = Path(checks_dir) / f"task{task}.py"
     spec = importlib.util.spec_from_file_location(f"pa3_graded_task{task}", path)

@@ -54,14 +54,17 @@ def check_crop_size_types_and_label_values():
 
 
 def judge_crop_size_types_and_label_values(mine, reference):
+    return _judge_kind_and_labels("TrainPreset(crop_size=(16, 24))", mine, reference, {0, 1, 2, 3, 4})
+
+
+def _judge_kind_and_labels(what, mine, reference, labels):
+    """The dtypes and shapes as the reference's, and no mask value other than ``labels`` and 255."""
     if [mine["image"], mine["mask"]] != [reference["image"], reference["mask"]]:
-        return (f"TrainPreset(crop_size=(16, 24)) returned an image {mine['image']} and a mask {mine['mask']} "
-                f"(dtype, shape); the reference returns {reference['image']} and {reference['mask']}")
-    blended = sorted(set(mine["labels"]) - {0, 1, 2, 3, 4, 255})
-    if blended:
-        return (f"TrainPreset(crop_size=(16, 24)): the augmented mask holds values {blended[:8]} that are no label "
-                f"of the input (0-4) nor 255: {BLENDED}")
-    return None
+        return (f"{what} returned an image {mine['image']} and a mask {mine['mask']} (dtype, shape); the reference "
+                f"returns {reference['image']} and {reference['mask']}")
+    blended = sorted(set(mine["labels"]) - labels - {255})
+    return (f"{what}: the augmented mask holds values {blended[:8]} that are no label of the input "
+            f"({', '.join(map(str, sorted(labels)))}) nor 255: {BLENDED}") if blended else None
 
 
 def check_image_and_mask_share_the_geometry():
@@ -105,9 +108,4 @@ def check_the_torchvision_v2_version():
 
 
 def judge_the_torchvision_v2_version(mine, reference):
-    if [mine["image"], mine["mask"]] != [reference["image"], reference["mask"]]:
-        return (f"V2TrainPreset(crop_size=(32, 40)) returned an image {mine['image']} and a mask {mine['mask']} "
-                f"(dtype, shape); the reference returns {reference['image']} and {reference['mask']}")
-    blended = sorted(set(mine["labels"]) - {0, 1, 2, 255})
-    return (f"V2TrainPreset(crop_size=(32, 40)): the mask holds values {blended[:8]} that are no label of the input "
-            f"(0, 1, 2) nor 255: {BLENDED}") if blended else None
+    return _judge_kind_and_labels("V2TrainPreset(crop_size=(32, 40))", mine, reference, {0, 1, 2})
