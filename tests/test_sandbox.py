@@ -77,6 +77,7 @@ def test_reads_writes_and_network_stay_inside(tmp_path):
     (tmp_path / "secret.txt").write_text("the grader's")
     outside = {"checkout": str(REPO / "pa3" / "assignment" / "checks" / "hidden" / "task1.py"),
                "hidden_checks": "/grader/checks/task1.py",  # only the checks step sees the checks' inputs
+               "shadow": "/etc/shadow",  # root's files stay root's
                "readme": str(REPO / "README.md"), "root": "/root", "home": os.path.expanduser("~"),
                "grader_tmp": str(tmp_path / "secret.txt")}
     writes = {"host_tmp": f"/tmp/pa3-escape-{token}", "checkout": str(REPO / f"escape-{token}"),
@@ -108,9 +109,10 @@ def test_reads_writes_and_network_stay_inside(tmp_path):
     listener.close()
     seen = json.loads((work / "seen.json").read_text())
     assert imported(rows) == str((work / "pa3" / "__init__.py").resolve())  # its own pa3, nothing else
-    assert seen["uid"] == sandbox.UID
+    # unprivileged: as root, a uid of its own (not root's, outside too); else 65534 in a user namespace
+    assert seen["uid"] not in (0, os.getuid()) if os.geteuid() == 0 else seen["uid"] == sandbox.UID
     assert seen["read"]["checkout"] is seen["read"]["readme"] is seen["read"]["grader_tmp"] is None
-    assert seen["read"]["hidden_checks"] is None
+    assert seen["read"]["hidden_checks"] is seen["read"]["shadow"] is None
     python_home = [".pyenv"] if sys.base_prefix.startswith("/root/.pyenv/") else []
     assert seen["read"]["root"] in (None, python_home) and seen["read"]["home"] in (None, python_home)
     assert seen["write"]["helpers"] is False  # read-only; the others went to its private /tmp and / or failed

@@ -70,39 +70,53 @@ def editable_hooks():
     return sorted(set(hooks))
 
 
-def command(argv, writable, readable=(), helpers=None, env=None, limits=None, cgroup=None):
+def command(argv, writable, readable=(), helpers=None, env=None, limits=None, cgroup=None, uid=UID):
     """The argv that runs ``argv`` in a sandbox: ``writable`` (the submission's copy) bound read-write at its own
     path and made the working folder, ``readable`` (data) read-only at theirs, ``helpers`` read-only at /grader,
-    a clean environment ``env``. ``cgroup``: folders (``make_cgroups``) the sandbox joins before it starts."""
+    a clean environment ``env``. ``cgroup``: folders (``make_cgroups``) the sandbox joins before it starts.
+
+    As root, bwrap sets the sandbox up and ``setpriv`` then drops to ``uid`` (no user namespace, so the uid is
+    unprivileged outside too: root's files stay root's, and the rlimit on processes holds); ``writable`` must
+    belong to ``uid`` (``hand_over``). Otherwise bwrap runs unprivileged in a user namespace, as uid 65534 inside
+    and this user outside."""
     bwrap = available()
     if bwrap is None:
         raise SandboxError(INSTALL)
     limits = limits or Limits()
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--uid", str(UID), "--gid", str(UID),
-            "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--clearenv"]
+    if os.geteuid() == 0:
+        namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                      "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all", "--", *argv]
+    else:
+        namespaces = ["--unshare-all", "--uid", str(UID), "--gid", str(UID)]
+    binds = []  # (option, source, target)
     for folder in SYSTEM:
         if os.path.lexists(folder):
             target = os.readlink(folder) if os.path.islink(folder) else None
-            args += ["--symlink", target, folder] if target and not target.startswith("/") else \
-                ["--ro-bind", folder, folder]
-    for folder in python_dirs():
-        args += ["--ro-bind", str(folder), str(folder)]
-    for path in editable_hooks():
-        args += ["--ro-bind", "/dev/null", str(path)]
-    for folder in readable:
-        args += ["--ro-bind", str(Path(folder).resolve()), str(Path(folder).resolve())]
+            binds.append(("--symlink", target, folder) if target and not target.startswith("/") else
+                         ("--ro-bind", folder, folder))
+    binds += [("--ro-bind", str(folder), str(folder)) for folder in python_dirs()]
+    binds += [("--ro-bind", "/dev/null", str(path)) for path in editable_hooks()]
+    binds += [("--ro-bind", str(Path(folder).resolve()), str(Path(folder).resolve())) for folder in readable]
     if helpers is not None:
-        args += ["--ro-bind", str(Path(helpers).resolve()), HELPERS]
+        binds.append(("--ro-bind", str(Path(helpers).resolve()), HELPERS))
     writable = Path(writable).resolve()
-    args += ["--bind", str(writable), str(writable), "--chdir", str(writable)]
+    binds.append(("--bind", str(writable), str(writable)))
+    args = [bwrap, *namespaces, "--die-with-parent", "--new-session", "--hostname", "sandbox", "--proc", "/proc",
+            "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--clearenv"]
+    for folder in _folders_above([target for _, _, target in binds]):  # bwrap would make them 0700
+        args += ["--perms", "0755", "--dir", folder]
+    for option, source, target in sorted(binds, key=lambda bind: bind[2].count("/")):
+        args += [option, source, target]
+    args += ["--chdir", str(writable)]
     environment = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp",
                    "LANG": "C.UTF-8", "MPLCONFIGDIR": "/tmp/matplotlib", **(env or {})}
     for name, value in environment.items():
         args += ["--setenv", name, str(value)]
-    rlimits = ["prlimit", f"--core=0", f"--fsize={int(limits.file_gb * 2**30)}"]
-    if cgroup is None:  # no cgroup: cap each process's data and the uid's number of processes (those it has now
-        # plus the sandbox's; as root the kernel ignores that cap, so a grader as root needs the cgroup)
-        rlimits += [f"--data={int(limits.memory_gb * 2**30)}", f"--nproc={_processes_of_this_uid() + limits.processes}"]
+    rlimits = ["prlimit", "--core=0", f"--fsize={int(limits.file_gb * 2**30)}"]
+    if cgroup is None:  # no cgroup: cap each process's data and the uid's number of processes
+        rlimits += [f"--data={int(limits.memory_gb * 2**30)}", f"--nproc={_processes_of(uid) + limits.processes}"]
     inner = [*rlimits, "--", *args, "--", *argv]
     if not cgroup:
         return inner
@@ -110,8 +124,38 @@ def command(argv, writable, readable=(), helpers=None, env=None, limits=None, cg
     return ["/bin/sh", "-c", f"{joins}; exec \"$@\"", "sandbox", *inner]
 
 
-def _processes_of_this_uid():
-    uid, count = os.getuid(), 0
+def _folders_above(targets):
+    """The folders above the bind targets that no bind provides (and not /tmp, a tmpfs), shallowest first."""
+    bound = set(targets)
+    above = set()
+    for target in targets:
+        for parent in Path(target).parents:
+            text = str(parent)
+            if text in ("/", "/tmp") or text in bound or any(text.startswith(b + "/") for b in bound):
+                continue
+            above.add(text)
+    return sorted(above, key=lambda folder: (folder.count("/"), folder))
+
+
+def hand_over(folder, uid):
+    """Make ``folder`` (the submission's copy) belong to the sandbox's ``uid`` (as root; else nothing to do)."""
+    if os.geteuid() != 0:
+        return
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        os.chown(path, uid, uid, follow_symlinks=False)
+
+
+_uids = itertools.count()
+
+
+def next_uid():
+    """A uid of its own for each sandbox a root grader starts (61000-61999), so that concurrent sandboxes never
+    share the rlimit on processes; 65534 when not root (the uid inside a user namespace)."""
+    return 61000 + next(_uids) % 1000 if os.geteuid() == 0 else UID
+
+
+def _processes_of(uid):
+    count = 0
     for entry in Path("/proc").iterdir():
         try:
             count += entry.name.isdigit() and entry.stat().st_uid == uid

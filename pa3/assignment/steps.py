@@ -57,9 +57,11 @@ def run_step(arguments, work, helpers, timeout, isolation, env=None):
     cgroups = None
     if isolation.sandboxed:
         argv = [sys.executable, "-I", f"{sandbox.HELPERS}/runner.py", "--contained", mode, str(work), *rest]
+        uid = sandbox.next_uid()
+        sandbox.hand_over(work, uid)
         cgroups = sandbox.make_cgroups(isolation.limits)
         command = sandbox.command(argv, work, readable=isolation.readable, helpers=helpers, env=environment,
-                                  limits=isolation.limits, cgroup=cgroups)
+                                  limits=isolation.limits, cgroup=cgroups, uid=uid)
         process_env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
     else:
         command = [sys.executable, "-I", str(Path(helpers) / "runner.py"), mode, str(work), *rest]
