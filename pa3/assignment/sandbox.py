@@ -8,9 +8,11 @@ Inside it the submission sees only:
   checks' expected values, which stay with the grader).
 
 It has no network (its own empty network namespace), its own pid namespace (everything it started dies with
-it at the time limit), runs as an unprivileged uid, and its memory and number of processes are capped: by a
-cgroup (pids, memory) when the grader may create one (as root), else by rlimits (``prlimit``: the number of
-processes of its uid, the data size of each process). Neither the instructor's checkout nor the editable
+it at the time limit), runs as an unprivileged uid (as root: bwrap without a user namespace, then ``setpriv``
+to a uid of its own with no capabilities, so that root's files, /etc/shadow among them, stay root's; otherwise
+bwrap in a user namespace, uid 65534 inside), and its memory and number of processes are capped: by a cgroup
+(pids, memory) when the grader may create one (as root), else by rlimits (``prlimit``: the number of processes
+of its uid, the data size of each process). Neither the instructor's checkout nor the editable
 install that points at it is visible: ``import pa3`` finds the submission's own package or nothing.
 
 ``bwrap`` comes with Debian's and Ubuntu's package ``bubblewrap`` (``apt-get install -y bubblewrap``).
@@ -29,7 +31,7 @@ INSTALL = ("bubblewrap is not installed: grading runs each submission's code in 
            "pass --no-sandbox to grade without one, only code you trust (grades.csv then says 'unsandboxed').")
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
 HELPERS = "/grader"  # where the helper folder appears inside
-UID = 65534  # "nobody": the uid the code has inside
+UID = 65534  # "nobody": the uid inside a user namespace (a grader that is not root)
 _cgroup_names = itertools.count()
 
 
