@@ -265,3 +265,17 @@ def test_a_death_by_signal_is_named_through_the_sandbox():
     from pa3.assignment.processes import Finished
     assert Finished(139, "", 1.0).why() == "crashed (SIGSEGV; exit status 139)"  # bwrap: 128 + the signal
     assert Finished(-9, "", 1.0).why() == "crashed (SIGKILL)" and Finished(3, "", 1.0).why() == "exit status 3"
+
+
+def test_the_sandbox_runs_what_training_needs(tmp_path):
+    """POSIX semaphores and worker processes (a DataLoader's), a private /tmp, matplotlib's config folder."""
+    work = submission(tmp_path / "workers", """
+        import multiprocessing as _m, tempfile as _t
+        _m.Lock()
+        with _m.get_context("fork").Pool(2) as _pool:
+            assert _pool.map(abs, [-1, -2]) == [1, 2]
+        _t.NamedTemporaryFile().close()
+        import matplotlib.pyplot as _plt
+        """)
+    rows, finished, other = step(work, tmp_path, ["import"])
+    assert imported(rows), other

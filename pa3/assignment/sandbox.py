@@ -106,7 +106,8 @@ def command(argv, writable, readable=(), helpers=None, env=None, limits=None, cg
     writable = Path(writable).resolve()
     binds.append(("--bind", str(writable), str(writable)))
     args = [bwrap, *namespaces, "--die-with-parent", "--new-session", "--hostname", "sandbox", "--proc", "/proc",
-            "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--clearenv"]
+            "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",  # POSIX semaphores (DataLoader workers)
+            "--perms", "1777", "--tmpfs", "/tmp", "--clearenv"]
     for folder in _folders_above([target for _, _, target in binds]):  # bwrap would make them 0700
         args += ["--perms", "0755", "--dir", folder]
     for option, source, target in sorted(binds, key=lambda bind: bind[2].count("/")):
