@@ -122,7 +122,7 @@ PROBES = {
     "escape": "reads the checkout, the hidden checks, /root, /etc/shadow; writes to /tmp, the checkout, /grader, /usr; "
               "connects to a listener on 127.0.0.1 (on every import: import check, checks, each kernel)",
     "forger": "sitecustomize.py, notebooks/conftest.py, a pytest patch, verdict-like files, fake rows on stdout, its "
-              "own rows patched in the runner, fake rows into /proc/*/fd/1 and run files rewritten from the kernels",
+              "own rows patched in the runner, fake rows into the step's pipe and run files rewritten from the kernels",
     "fork_bomb": "forks without end as pa3 is imported",
     "memory_hog": "allocates 16 GiB as pa3 is imported",
     "sigterm_kernel": "a notebook 00 cell that ignores SIGTERM, leaves a process behind in its own session and loops",
