@@ -25,6 +25,11 @@ if "PA3_FIGURES" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["PA3_FIGURES"], ignore_errors=True)
 
 
+# Tests that compare the checkout's runs/ and data/ folders before and after a call: they run on the notebooks'
+# worker (before the notebooks), since a notebook running beside them writes runs/default/.
+WATCH_THE_CHECKOUT = {"tests/test_bad_input.py::test_nothing_is_written_outside_the_run_and_cache_folders"}
+
+
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: asked only when xdist runs (-n)
 def pytest_xdist_make_scheduler(config, log):
     """With ``--dist loadscope``: one work unit per test module (its module fixtures built once) and one for all
@@ -36,6 +41,8 @@ def pytest_xdist_make_scheduler(config, log):
     class ModulesAndNotebooks(LoadScopeScheduling):
         def _split_scope(self, nodeid):
             path = nodeid.split("::", 1)[0]
-            return "notebooks" if path.endswith(".ipynb") else path
+            if path.endswith(".ipynb") or nodeid in WATCH_THE_CHECKOUT:
+                return "notebooks"
+            return path
 
     return ModulesAndNotebooks(config, log)
