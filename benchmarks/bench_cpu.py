@@ -35,7 +35,7 @@ def _step_process(side, model_name, height, width, batch, steps, threads):
 
     torch.set_num_threads(threads)
     from pa3.device import resolve_amp, use_channels_last
-    from pa3.engine import train_one_epoch
+    from pa3.engine import Training, train_one_epoch
     from pa3.losses import build_loss
     from pa3.models import build_model
 
@@ -64,8 +64,8 @@ def _step_process(side, model_name, height, width, batch, steps, threads):
             model = model.to(memory_format=torch.channels_last)
 
         def run(n):
-            train_one_epoch(model, criterion, optimizer, [(images, masks)] * n, device, epoch=1,
-                            amp_dtype=amp_dtype, channels_last=channels_last, num_steps=n)
+            train_one_epoch(Training(model, criterion, optimizer, device, amp_dtype=amp_dtype,
+                                     channels_last=channels_last, steps_per_epoch=n), [(images, masks)] * n, epoch=1)
 
     run(2)  # warm-up: oneDNN primitives, allocator
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()

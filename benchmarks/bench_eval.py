@@ -14,7 +14,7 @@ from PIL import Image
 
 from benchmarks.common import Result, ensure_full_data, fmt_rate, interleaved
 from pa3 import labels
-from pa3.data import find_pairs
+from pa3.layout import find_pairs
 from pa3.official_eval import evaluate_label_pngs
 
 GOAL = 3.0

@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.common import REPO_ROOT, Result, ensure_full_data, maxrss_mb, peak_rss_since, reset_peak_rss, run_worker
 from pa3.checkpoint import load_model
-from pa3.engine import predict
+from pa3.inference import predict
 from pa3.models import build_model
 
 NUM_CLASSES = 19

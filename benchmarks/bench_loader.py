@@ -2,7 +2,7 @@
 
 pa3: ``CityscapesSegmentation`` (resized uint8 cache, memory-mapped) + ``TrainPreset(normalize=False)`` +
 ``make_loader``: workers hand over uint8 batches (4 bytes a pixel instead of 20) and the consumer turns
-them into model input with ``pa3.engine.to_device`` (normalisation, int64 masks), as ``fit`` does.
+them into model input with ``pa3.inference.to_device`` (normalisation, int64 masks), as ``fit`` does.
 Naive: the way torchvision's ``Cityscapes`` dataset and course code load a sample: PIL decode of the
 1024x2048 image and label, resize to 256x512, a Python loop over the id -> trainId table, then the same
 augmentations written with torchvision's ``transforms.v2`` on ``tv_tensors`` (``V2TrainPreset``, the
@@ -22,8 +22,9 @@ from PIL import Image
 from torch.utils.data import Dataset, RandomSampler
 
 from benchmarks.common import Result, ensure_full_data, fmt_rate, interleaved
-from pa3.data import CityscapesSegmentation, find_pairs, make_loader
-from pa3.engine import to_device
+from pa3.data import CityscapesSegmentation, make_loader
+from pa3.layout import find_pairs
+from pa3.inference import to_device
 from pa3.transforms import EvalPreset, TrainPreset, V2TrainPreset
 
 GOAL = 20.0

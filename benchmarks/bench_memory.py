@@ -31,7 +31,7 @@ def measure(payload):
     import torch
 
     from benchmarks.common import peak_rss_since, reset_peak_rss
-    from pa3.engine import train_one_epoch
+    from pa3.engine import Training, train_one_epoch
     from pa3.losses import build_loss
     from pa3.models import build_model
 
@@ -50,7 +50,7 @@ def measure(payload):
         torch.manual_seed(0)
         model = build_model(name, 19).to(memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(model.parameters())
-        train_one_epoch(model, criterion, optimizer, data, cpu, epoch=1, channels_last=True)
+        train_one_epoch(Training(model, criterion, optimizer, cpu, channels_last=True), data, epoch=1)
 
     train(step_data(64, 128, steps=1))  # warm-up: libraries and kernels, not measured
     data = step_data(height, width)

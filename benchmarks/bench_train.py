@@ -15,7 +15,8 @@ from torch.utils.data import RandomSampler
 
 from benchmarks.common import Result, count_flops, ensure_full_data, matmul_peak_flops, skipped, sync
 from pa3.data import CityscapesSegmentation, make_loader
-from pa3.engine import to_device, train_one_epoch
+from pa3.engine import Training, train_one_epoch
+from pa3.inference import to_device
 from pa3.losses import build_loss
 from pa3.models import build_model
 from pa3.transforms import TrainPreset
@@ -96,8 +97,8 @@ def _train_model(ctx, dataset, name, batch, steps, repeats, workers, peak, warmu
     for r in range(repeats):  # interleaved: pipeline, bare, pipeline, bare, ...
         sync(device)
         start = time.perf_counter()
-        out = train_one_epoch(model, criterion, optimizer, _Started(it, steps), device, epoch=0,
-                              amp_dtype=amp_dtype, channels_last=channels_last, num_steps=steps)
+        out = train_one_epoch(Training(model, criterion, optimizer, device, amp_dtype=amp_dtype,
+                                       channels_last=channels_last, steps_per_epoch=steps), _Started(it, steps), epoch=0)
         sync(device)
         pipe.append(time.perf_counter() - start)
         assert out["steps"] == steps and np.isfinite(out["loss_sum"]), out

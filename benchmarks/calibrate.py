@@ -55,7 +55,7 @@ def _report_path(profile):
 
 
 def _profile(variant, runs_dir):
-    from pa3.profiles import setup_notebook
+    from pa3.notebook_setup import setup_notebook
 
     profile = setup_notebook(PROFILE)
     changes = dict(VARIANTS[variant][1])

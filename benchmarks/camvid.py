@@ -17,7 +17,7 @@ import pandas as pd
 
 from pa3 import camvid, viz
 from pa3.experiments import EXPERIMENTS, is_complete, load_run, run_experiment, test_metrics, trainable
-from pa3.profiles import setup_notebook
+from pa3.notebook_setup import setup_notebook
 
 RUNS = ("baseline", "unet", "weighted", "dice", "augmented", "resnet50", "deeplab", "ours", "unet_aspp")
 

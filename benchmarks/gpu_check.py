@@ -34,7 +34,7 @@ from pa3 import memory
 from pa3.device import autocast
 from pa3.losses import build_loss
 from pa3.memory import GIB, InsufficientMemoryError, estimate_memory
-from pa3.models import MODELS, build_model, count_flops, set_checkpointing
+from pa3.models import MODELS, build_model, count_flops, set_activation_checkpointing
 
 PROFILE_NAMES = ("colab", "full")
 SMOKE_SIZE = (64, 128)
@@ -54,13 +54,13 @@ def training_step(model, optimizer, scaler, images, masks, criterion, amp_dtype)
     return loss.item()
 
 
-def timed_steps(name, device, batch, size, amp_dtype, channels_last=True, checkpointing=False, steps=1,
+def timed_steps(name, device, batch, size, amp_dtype, channels_last=True, activation_checkpointing=False, steps=1,
                 num_classes=19):
     """(seconds per step, peak CUDA bytes or None) of ``steps`` training steps after one warm-up step."""
     torch.manual_seed(0)
     model = build_model(name, num_classes).to(device).train()
-    if checkpointing:
-        set_checkpointing(model, True)
+    if activation_checkpointing:
+        set_activation_checkpointing(model, True)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -86,14 +86,15 @@ def timed_steps(name, device, batch, size, amp_dtype, channels_last=True, checkp
 def check_cells(device, smoke, workdir):
     """Section 1: the default profile's runs on this device, each against its calibrated bands."""
     from pa3 import experiments, grading
-    from pa3.profiles import Budget, setup_notebook
+    from pa3.notebook_setup import setup_notebook
 
     with contextlib.redirect_stdout(sys.stderr):  # the runs' epoch lines go to stderr, the table to stdout
         profile = setup_notebook("default")
         profile = dataclasses.replace(profile, runs_dir=str(workdir / "runs"))
         if smoke:
-            profile = dataclasses.replace(profile, height=SMOKE_SIZE[0] // 2, width=SMOKE_SIZE[1] // 2,
-                                          budgets={"default": Budget(1, 2, 2)})
+            small = dataclasses.replace(profile.config, height=SMOKE_SIZE[0] // 2, width=SMOKE_SIZE[1] // 2,
+                                        epochs=1, max_steps_per_epoch=2, batch_size=2)
+            profile = dataclasses.replace(profile, config=small, models={})
         names = list(experiments.EXPERIMENTS)
         expected = grading.load_expected("default")
         rows = []
@@ -112,32 +113,33 @@ def check_cells(device, smoke, workdir):
 
 def profile_steps(device, smoke):
     """Section 2: one training step per model under the colab and full profiles: memory, images/s, TFLOP/s."""
-    from pa3.profiles import GPUS, PROFILES
+    from pa3.costs import GPUS
+    from pa3.profiles import PROFILES
 
     rows = []
     for profile_name in PROFILE_NAMES:
         profile = PROFILES[profile_name]
         gpu = GPUS[profile.gpu]
         for name in MODELS:
-            budget = profile.budget(name)
-            micro = budget.batch_size // budget.accumulation_steps
-            size = (profile.height, profile.width)
+            config = profile.config_for(name)
+            micro = config.batch_size // config.accumulation_steps
+            size = (config.height, config.width)
             if smoke:
                 micro, size = MODELS[name].min_train_batch, (32, 64)  # the least each model trains on
             precision = "fp32" if smoke else gpu.precision  # fp16 convolutions are emulated (slow) on a CPU
             amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}[precision]
-            estimate = estimate_memory(name, micro, size, precision, budget.checkpointing)
+            estimate = estimate_memory(name, micro, size, precision, config.activation_checkpointing)
             try:
-                seconds, peak = timed_steps(name, device, micro, size, amp_dtype, checkpointing=budget.checkpointing)
+                seconds, peak = timed_steps(name, device, micro, size, amp_dtype, activation_checkpointing=config.activation_checkpointing)
             except torch.cuda.OutOfMemoryError as error:
                 rows.append({"section": "profile steps", "name": f"{profile_name} {name}", "result": "out of memory",
                              "details": str(error).split("\n")[0]})
                 continue
-            flops = count_flops(name, 19, size) * micro * (4 if budget.checkpointing else 3)
+            flops = count_flops(name, 19, size) * micro * (4 if config.activation_checkpointing else 3)
             rows.append({
                 "section": "profile steps", "name": f"{profile_name} {name}", "result": "ran",
                 "size": f"{size[0]}x{size[1]}", "micro_batch": micro,
-                "precision": precision, "checkpointing": budget.checkpointing, "estimate_gib": round(estimate.gib, 2),
+                "precision": precision, "activation_checkpointing": config.activation_checkpointing, "estimate_gib": round(estimate.gib, 2),
                 "measured_gib": None if peak is None else round(peak / GIB, 2),
                 "measured_over_estimate": None if peak is None else round(peak / estimate.total, 2),
                 "images_per_s": round(micro / seconds, 2), "tflops": round(flops / seconds / 1e12, 3),

@@ -16,6 +16,17 @@ def project_dir():
     return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
 
 
+def default_cache_dir():
+    """Where resized dataset caches live (``pa3.cache``): ``$PA3_CACHE`` if set, else ``data/cache`` of
+    ``project_dir()`` (``~/.cache/pa3`` where that is read-only)."""
+    env = os.environ.get("PA3_CACHE", "").strip()
+    if env:
+        return Path(env).expanduser()
+    if os.access(project_dir(), os.W_OK):
+        return project_dir() / "data" / "cache"
+    return Path.home() / ".cache" / "pa3"
+
+
 def short_path(path):
     """``path`` relative to the working directory when it lies inside ``project_dir()`` (so that what
     pa3 prints, and what notebooks show, holds no machine-specific prefix), else as given.
@@ -40,7 +51,9 @@ def _relative_to_any(path, bases):
     return None
 
 
-# On import, so that notebooks, the CLI and the tests all train without the page-fault storm (pa3.device).
+# On import, so that notebooks, the CLI and the tests all train without the page-fault storm (pa3.device);
+# PA3_MALLOC=default leaves glibc's allocator as it is.
 from pa3.device import tune_allocator as _tune_allocator  # noqa: E402
 
-_tune_allocator()
+if os.environ.get("PA3_MALLOC", "").strip().lower() != "default":
+    _tune_allocator()

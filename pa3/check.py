@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pa3.data import (HOW_TO_GET, LAYOUT, SPLITS, VOID_LABEL_IDS, DatasetError, first_few, label_pattern,
-                      label_values_problem, missing_root, scan)
+from pa3.layout import (DatasetError, HOW_TO_GET, LAYOUT, SPLITS, VOID_LABEL_IDS, first_few, label_pattern,
+                        label_values_problem, missing_root, scan)
 from pa3.labels import IGNORE_INDEX
 
 _PNG_END = b"IEND\xaeB`\x82"

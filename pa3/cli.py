@@ -64,7 +64,7 @@ def _add_train(sub):
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process under torchrun")
     p.add_argument("--accumulation-steps", type=int, default=d.accumulation_steps,
                    help="split each batch into this many micro-batches (less GPU memory, same update)")
-    p.add_argument("--checkpointing", action="store_true",
+    p.add_argument("--activation-checkpointing", action="store_true",
                    help="activation checkpointing: recompute the model's blocks in backward (less memory)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -83,7 +83,10 @@ def _add_train(sub):
     p.add_argument("--max-steps-per-epoch", type=int, help="cut epochs short (quick profiles)")
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes")
     p.add_argument("--amp", default=d.amp, choices=AMP_MODES,
-                   help="mixed precision (auto: bf16 where native, fp16 on older GPUs; fp16 on a CPU runs the T4 path, slowly)")
+                   help="mixed precision (auto: bf16 where native, fp16 on older GPUs; cpu_bf16: auto on a CPU, fp32 on "
+                        "a GPU; fp16 on a CPU runs the T4 path, slowly)")
+    p.add_argument("--threads", type=int, help="torch's CPU threads while training (default: as set)")
+    p.add_argument("--val-limit", type=int, help="validate on the first N val frames only")
     p.add_argument("--channels-last", default=d.channels_last, choices=("auto", "on", "off"))
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -134,7 +137,7 @@ def build_parser():
 
 
 def cmd_generate(args):
-    from pa3.synthetic import SyntheticConfig, ensure_synthetic, generate
+    from pa3.synthetic import SyntheticConfig, default_synthetic_root, ensure_synthetic, generate
 
     config = SyntheticConfig(seed=args.seed)
     if args.full:
@@ -146,22 +149,16 @@ def cmd_generate(args):
     if root is None and config != SyntheticConfig():
         # a non-default set gets its own folder: data/synthetic is the default set, and the default
         # data root would regenerate it there (deleting this one) at the next use
-        root = _synthetic_default_root().with_name(
+        root = default_synthetic_root().with_name(
             f"synthetic_{config.height}x{config.width}_{config.n_train}-{config.n_val}-{config.n_test}_seed{config.seed}")
     if args.force:
-        root = generate(root or _synthetic_default_root(), config)
+        root = generate(root or default_synthetic_root(), config)
         print(f"synthetic data written to {root}")
     else:
         root = ensure_synthetic(root, config)
-    if root != _synthetic_default_root():
+    if root != default_synthetic_root():
         print(f"to train on it: export PA3_DATA={root} (or --data {root})")
     return 0
-
-
-def _synthetic_default_root():
-    from pa3.synthetic import default_root
-
-    return default_root()
 
 
 def cmd_check(args):
@@ -173,9 +170,18 @@ def cmd_check(args):
 
 
 def _data_root(data):
-    from pa3.data import default_data_root
+    """--data, else $PA3_DATA (read here, once), else the embedded synthetic set."""
+    from pa3.layout import HOW_TO_GET, DatasetError, default_data_root
 
-    return Path(data).expanduser() if data else default_data_root()
+    if data:
+        return Path(data).expanduser()
+    env = os.environ.get("PA3_DATA", "").strip()
+    if not env:
+        return default_data_root()
+    root = Path(env).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"PA3_DATA={env} does not exist or is not a folder.\n{HOW_TO_GET}")
+    return root
 
 
 def _pretrained(value):
@@ -219,7 +225,9 @@ def cmd_train(args):
             channels_last=args.channels_last, seed=args.seed, num_workers=args.workers,
             pretrained=_pretrained(args.pretrained), device=args.device, deterministic=not args.nondeterministic,
             data_root=str(root), max_steps_per_epoch=args.max_steps_per_epoch, sync_bn=args.sync_bn,
-            compile=args.compile, accumulation_steps=args.accumulation_steps, checkpointing=args.checkpointing)
+            compile=args.compile, accumulation_steps=args.accumulation_steps,
+            activation_checkpointing=args.activation_checkpointing,
+            threads=args.threads, val_limit=args.val_limit)
         run_dir = Path(args.run_dir or Path("runs") / config.model)
         if rank == 0:
             print(f"training {config.model} on {root} ({config.height}x{config.width}) into {run_dir}"
@@ -245,8 +253,9 @@ def cmd_evaluate(args):
     from pa3.checkpoint import load_checkpoint, load_model
     from pa3.data import CityscapesSegmentation, make_loader
     from pa3.device import resolve_device
-    from pa3.engine import evaluate, metrics_summary
     from pa3.files import write_json
+    from pa3.inference import evaluate, metrics_summary
+    from pa3.official_eval import label_png_writer
 
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint)
@@ -260,8 +269,9 @@ def cmd_evaluate(args):
     dataset = CityscapesSegmentation(root, args.split, config.label_space, size)
     loader = make_loader(dataset, args.batch_size, train=False, num_workers=args.workers)
     # one pass: metrics at the evaluation size and, with --out, labelId PNGs at the labels' resolution
-    metrics = evaluate(model, loader, dataset.num_classes, device=device, label_space=config.label_space,
-                              sliding_window=args.sliding_window, write_to=args.out, input_size=input_size)
+    metrics = evaluate(model, loader, dataset.num_classes, label_space=config.label_space,
+                       sliding_window=args.sliding_window, input_size=input_size,
+                       on_batch=label_png_writer(loader, args.out) if args.out else None)
     if args.out:
         print(f"wrote {len(dataset)} labelId PNGs to {args.out}")
     if _looks_like_placeholders(metrics, config.label_space):
@@ -298,7 +308,7 @@ COMMANDS = {"generate": cmd_generate, "data": cmd_data, "check": cmd_check, "tra
 def main(argv=None):
     """Entry point of ``python -m pa3``; returns the exit status."""
     from pa3.camvid import CamVidError
-    from pa3.data import DatasetError
+    from pa3.layout import DatasetError
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,7 +1,9 @@
 """TrainConfig: everything that defines a training run, saved in every run folder and checkpoint.
 
 Two runs with equal configs (apart from ``RESUMABLE_FIELDS``) give the same result; ``fit`` resumes a run
-only under such a config (``check_resumable``).
+only under such a config (``check_resumable``), and ``pa3.experiments.is_complete`` reuses a finished run only
+when its config.json equals the config asked for. A profile (``pa3.profiles``) is a base TrainConfig plus
+per-model changes; the command line (``python -m pa3 train``) builds one from its flags.
 """
 import dataclasses
 
@@ -32,7 +34,7 @@ class TrainConfig:
     lr_schedule: str = "none"  # "none" | "poly" (power 0.9, updated every step)
     early_stopping: int | None = None  # patience in epochs without a better val mIoU
     max_minutes: float | None = None  # time budget; the run stops cleanly and can be resumed
-    amp: str = "auto"  # "auto" | "off" | "bf16" | "fp16": see pa3.device.resolve_amp (bf16 on CPUs that have it)
+    amp: str = "auto"  # "auto" | "cpu_bf16" | "off" | "bf16" | "fp16": see pa3.device.resolve_amp
     channels_last: str | bool = "auto"  # "auto" = on (CPU and CUDA)
     seed: int = 0
     num_workers: int = 0
@@ -44,7 +46,9 @@ class TrainConfig:
     sync_bn: bool = False  # SyncBatchNorm under torch.distributed
     compile: bool = False  # torch.compile the model
     accumulation_steps: int = 1  # split each batch into this many micro-batches, one optimiser step per batch
-    checkpointing: bool = False  # activation checkpointing of the model's blocks (pa3.models.set_checkpointing)
+    activation_checkpointing: bool = False  # recompute the model's blocks in backward (less memory)
+    val_limit: int | None = None  # validate on the first n val frames (None = all)
+    threads: int | None = None  # torch's CPU threads while training (None = as set); CPU results depend on it
 
     def __post_init__(self):
         labels.check_space(self.label_space)
@@ -58,6 +62,11 @@ class TrainConfig:
             divisors = [k for k in range(1, self.batch_size + 1) if self.batch_size % k == 0]
             raise ValueError(f"accumulation_steps={self.accumulation_steps} does not split "
                              f"batch_size={self.batch_size} into equal micro-batches; choose one of {divisors}")
+
+    def steps_per_epoch(self, batches):
+        """Optimiser steps in one epoch, given the ``batches`` one pass over the training data yields (the
+        training loader drops the last partial batch): all of them, or ``max_steps_per_epoch`` if fewer."""
+        return batches if self.max_steps_per_epoch is None else min(batches, self.max_steps_per_epoch)
 
     def to_dict(self):
         return dataclasses.asdict(self)

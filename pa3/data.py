@@ -1,5 +1,5 @@
 """Cityscapes data: the Dataset, class frequencies and the DataLoader factory. The file layout, pairing and CSV
-lists are ``pa3.layout`` (importable from here too); the dataset checker is ``pa3.check``; the resized cache
+lists are ``pa3.layout``; the dataset checker is ``pa3.check``; the resized cache
 the Dataset keeps is ``pa3.cache``.
 
 The same code reads real Cityscapes and the embedded synthetic set, because both use the real layout::
@@ -20,14 +20,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from pa3 import short_path
-from pa3.cache import CacheError, ResizedCache, cache_key, default_cache_dir, manifest
+from pa3 import default_cache_dir, short_path
+from pa3.cache import CacheError, ResizedCache, cache_key, manifest
 from pa3.files import BadFileError, read_json, remove, unreadable, write_json
 from pa3.labels import IGNORE_INDEX, check_space, class_names, decode_lut, encode_lut, num_classes
-# the layout (pairing, CSV lists, label rules) is pa3.layout; its names are importable from here too
-from pa3.layout import (HOW_TO_GET, LABEL_FILES, LAYOUT, SPLITS, VOID_LABEL_IDS, DatasetError,  # noqa: F401
-                        _MAX_LABEL_ID, _MAX_TRAIN_ID, _stem, default_data_root, find_pairs, first_few, label_pattern,
-                        label_values_problem, missing_root, read_csv_list, scan)
+from pa3.layout import (LAYOUT, MAX_LABEL_ID, MAX_TRAIN_ID, DatasetError, default_data_root, find_pairs, first_few,
+                        frame_name, label_pattern, label_values_problem, missing_root)
 from pa3.transforms import EvalPreset
 
 AUTO_CACHE_MAX_PIXELS = 512 * 1024
@@ -41,7 +39,7 @@ def _label_lut(label_space, label_file):
     if label_file == "labelIds":
         return encode_lut(label_space)
     lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)  # trainId PNG: 0..18, 255 ignore
-    n = _MAX_TRAIN_ID + 1
+    n = MAX_TRAIN_ID + 1
     lut[:n] = encode_lut(label_space)[decode_lut("trainId")[:n]]  # trainId -> labelId -> the space's index
     return lut
 
@@ -74,7 +72,7 @@ class CityscapesSegmentation(Dataset):
         cache: "auto" (on when size is set and H*W <= 512*1024), True or False.
         pairs: explicit [(image path, label path)] (e.g. from ``read_csv_list``) instead of scanning ``split``.
         label_file: "labelIds" (``*_gtFine_labelIds.png``) or "labelTrainIds".
-        cache_dir: where resized caches live; default ``default_cache_dir()``.
+        cache_dir: where resized caches live; default ``pa3.default_cache_dir()``.
     Items:
         (image float32 (3, H, W) normalised with ImageNet mean/std, mask int64 (H, W), 255 = ignore).
     """
@@ -100,7 +98,7 @@ class CityscapesSegmentation(Dataset):
         if not self.pairs:
             raise DatasetError(f"split {split!r} under {self.root} is empty; expected "
                                f"leftImg8bit/{split}/<city>/*_leftImg8bit.png\n{LAYOUT}")
-        self.names = [_stem(i) for i, _ in self.pairs]
+        self.names = [frame_name(i) for i, _ in self.pairs]
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.num_classes = num_classes(label_space)
         self.class_names = class_names(label_space)
@@ -181,7 +179,7 @@ class CityscapesSegmentation(Dataset):
         return np.array(image), self._lut[ids]
 
     def _check_values(self, ids, label_path):
-        if int(ids.max()) <= (_MAX_LABEL_ID if self.label_file == "labelIds" else _MAX_TRAIN_ID):
+        if int(ids.max()) <= (MAX_LABEL_ID if self.label_file == "labelIds" else MAX_TRAIN_ID):
             return  # every frame of a valid dataset: no histogram needed
         problem = label_values_problem(np.flatnonzero(np.bincount(ids.ravel(), minlength=256)), self.label_file)
         if problem is None:

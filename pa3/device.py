@@ -5,14 +5,13 @@ before). On a CPU two more things decide the speed of training:
 
 - **bf16 autocast where the CPU computes bf16 natively** (AVX512-BF16 or AMX, e.g. AMD Zen 4, Intel
   Sapphire Rapids): oneDNN's bf16 convolutions run about twice as fast as fp32 there. Elsewhere bf16 is
-  emulated and slower than fp32, so it stays off. ``PA3_AMP=off`` (or ``TrainConfig.amp="off"``) turns
-  it off everywhere.
+  emulated and slower than fp32, so it stays off. ``TrainConfig.amp="off"`` turns it off everywhere.
 - **glibc's allocator kept from returning memory to the OS**: a training step frees its activations and
   allocates them again in the next step. By default glibc serves large blocks with fresh ``mmap`` calls
   and unmaps them on free, so every step page-faults (and zero-fills) its whole working set again; on
   2 cores that kernel time was about a third of a training run. ``tune_allocator`` (called when pa3 is
   imported, so notebooks, the CLI and the tests all get it) makes glibc serve them from its heap and keep
-  the freed memory for the next step. ``PA3_MALLOC=default`` leaves glibc as it is.
+  the freed memory for the next step. ``PA3_MALLOC=default`` leaves glibc as it is (read in pa3/__init__.py).
 """
 import ctypes
 import ctypes.util
@@ -22,7 +21,7 @@ import platform
 
 import torch
 
-AMP_MODES = ("auto", "off", "bf16", "fp16")
+AMP_MODES = ("auto", "cpu_bf16", "off", "bf16", "fp16")
 
 # glibc mallopt() parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -39,12 +38,12 @@ _allocator_tuned = False
 def tune_allocator():
     """Keep glibc from unmapping freed memory (no mmap for large blocks, no trimming of the heap's top).
 
-    Returns True if the setting is in effect (Linux with glibc, and ``PA3_MALLOC`` is not "default").
+    Returns True if the setting is in effect (Linux with glibc).
     """
     global _allocator_tuned
     if _allocator_tuned:
         return True
-    if os.environ.get("PA3_MALLOC", "").strip().lower() == "default" or platform.system() != "Linux":
+    if platform.system() != "Linux":
         return False
     if platform.libc_ver()[0] != "glibc":
         return False
@@ -77,12 +76,12 @@ def cpu_has_native_bf16():
 
 
 def resolve_device(device="auto"):
-    """"auto" -> cuda (this process's GPU under torchrun) if available, else cpu; "cuda" -> "cuda:<index>"."""
+    """"auto" -> cuda (this process's GPU under torchrun) if available, else cpu; "cuda" -> "cuda:<current>"."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
+        device = torch.device("cuda", torch.cuda.current_device())  # under torchrun, distributed.setup set it
     return device
 
 
@@ -90,16 +89,15 @@ def resolve_amp(amp, device):
     """Autocast dtype for ``amp`` on ``device`` (None = fp32).
 
     "auto": on CUDA bf16 where the GPU computes it natively (Ampere and newer), else fp16; on a CPU bf16
-    where it is native (``cpu_has_native_bf16``), else fp32. ``PA3_AMP`` overrides "auto" (e.g. "off").
-    "bf16"/"fp16" force that dtype, "off" is fp32. "fp16" on a CPU runs the T4's code path (fp16 autocast,
-    with the GradScaler ``fit`` adds for fp16) where no GPU is: slow (emulated), for tests of that path.
+    where it is native (``cpu_has_native_bf16``), else fp32. "cpu_bf16": the CPU's choice of "auto", fp32 on a
+    GPU (the default and grading profiles, calibrated on CPUs). "bf16"/"fp16" force that dtype, "off" is fp32.
+    "fp16" on a CPU runs the T4's code path (fp16 autocast, with the GradScaler ``fit`` adds for fp16) where no
+    GPU is: slow (emulated), for tests of that path.
     """
     if amp not in AMP_MODES:
         raise ValueError(f"amp={amp!r}; choose one of {AMP_MODES}")
-    if amp == "auto":
-        amp = os.environ.get("PA3_AMP", "auto").strip().lower() or "auto"
-        if amp not in AMP_MODES:
-            raise ValueError(f"PA3_AMP={amp!r}; choose one of {AMP_MODES}")
+    if amp == "cpu_bf16":
+        amp = "auto" if device.type == "cpu" else "off"
     if amp == "off":
         return None
     if device.type == "cpu":

@@ -1,6 +1,6 @@
 """Training: plain functions in the style of torchvision's ``references/segmentation``.
 
-``train_one_epoch`` and ``evaluate`` (pa3.inference, importable from here) are the loop a student reads; ``fit`` runs them for a TrainConfig
+``train_one_epoch`` and ``evaluate`` (pa3.inference) are the loop a student reads; ``fit`` runs them for a TrainConfig
 with Adam (the report's optimiser), validates every epoch and keeps a run folder::
 
     run_dir/config.json    the TrainConfig
@@ -30,10 +30,9 @@ from pa3 import checkpoint, distributed, labels, memory, rng
 from pa3.checkpoint import Progress
 from pa3.device import autocast, resolve_amp, resolve_device, use_channels_last
 from pa3.files import read_json, remove, remove_temporaries, sources_digest, write_csv, write_json
-# evaluation and prediction live in pa3.inference; importable from here too (pa3.engine.evaluate, ...)
-from pa3.inference import evaluate, metrics_summary, predict, predict_sliding, to_device  # noqa: F401
+from pa3.inference import evaluate, metrics_summary, to_device
 from pa3.losses import build_loss
-from pa3.models import set_checkpointing
+from pa3.models import set_activation_checkpointing
 
 POLY_POWER = 0.9
 RUN_FILES = ("last.pt", "last.prev.pt", "best.pt", "history.json", "history.csv", "metrics.json", "confusions.json",
@@ -61,8 +60,8 @@ def prepare_model(model, config, device):
     if distributed.is_dist() and config.sync_bn and device.type == "cuda":  # SyncBatchNorm needs GPUs
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
-    if config.checkpointing:
-        set_checkpointing(model)
+    if config.activation_checkpointing:
+        set_activation_checkpointing(model)
     if use_channels_last(config.channels_last):
         model = model.to(memory_format=torch.channels_last)
     if distributed.is_dist():
@@ -93,29 +92,44 @@ def _micro_batches(images, masks, accumulation_steps):
     return list(zip(images.split(size), masks.split(size)))
 
 
-def train_one_epoch(model, criterion, optimizer, loader, device, epoch, *, scheduler=None, scaler=None,
-                    amp_dtype=None, channels_last=False, num_steps=None, start_step=0, loss_sum=0.0,
-                    rng_state=None, should_stop=lambda: False, desc=None, accumulation_steps=1):
-    """Train for one epoch (or until ``should_stop()``); the loss is checked for NaN/inf every step.
+@dataclasses.dataclass
+class Training:
+    """What ``train_one_epoch`` trains with: the model on its device, loss, optimiser and the step's settings.
+    ``fit`` builds one from a TrainConfig (``prepare_training``); a test or a benchmark can build its own."""
+    model: torch.nn.Module
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    scheduler: object = None  # stepped after every optimiser step
+    scaler: torch.amp.GradScaler | None = None  # fp16's loss scaling
+    amp_dtype: torch.dtype | None = None  # autocast dtype (None = fp32)
+    channels_last: bool = False
+    accumulation_steps: int = 1  # micro-batches per batch (one optimiser step per batch)
+    steps_per_epoch: int | None = None  # None: one pass over the loader
+    num_classes: int | None = None
+    main: bool = True  # this process writes the run folder (rank 0)
+
+
+def train_one_epoch(run, loader, epoch, start_step=0, loss_sum=0.0, rng_state=None, should_stop=lambda: False,
+                    desc=None):
+    """Train ``run`` (a ``Training``) for one epoch, or until ``should_stop()``; the loss is checked every step.
 
     A resumed epoch passes ``start_step`` (batches already done), ``loss_sum`` (their summed loss) and
     ``rng_state`` (saved at that step): the loader is replayed up to ``start_step`` so the data order
     and augmentations match an uninterrupted run, then the RNG states are restored.
 
-    Gradient accumulation: with ``accumulation_steps`` k > 1 every batch of N images goes through the model
-    as k micro-batches of N/k (less activation memory), each loss weighted by its share of the images and
-    its gradients summed, then one optimiser step: a step is still one batch. That is the update of the
-    whole batch for a loss that is a mean over images of equal weight (cross-entropy with the same number
-    of valid pixels in every image); with ignored pixels each micro-batch's cross-entropy averages over
-    its own valid pixels, and batch Dice becomes micro-batch Dice. BatchNorm normalises each micro-batch
-    with its own statistics (and updates its running statistics k times), so with BatchNorm in training
-    mode the update differs from the big batch's: fewer images per statistic.
+    Gradient accumulation: with ``run.accumulation_steps`` k > 1 every batch of N images goes through the model
+    as k micro-batches of N/k (less activation memory), each loss weighted by its share of the images and its
+    gradients summed, then one optimiser step. That equals the whole batch's update for a mean over images of
+    equal weight; with ignored pixels each micro-batch averages over its own valid pixels, batch Dice becomes
+    micro-batch Dice, and BatchNorm normalises each micro-batch with its own statistics.
 
     Returns:
         dict(loss_sum, steps (done in this epoch, in total), interrupted (bool)).
     """
+    model, optimizer, scaler, device = run.model, run.optimizer, run.scaler, run.device
     model.train()
-    num_steps = len(loader) if num_steps is None else num_steps
+    num_steps = len(loader) if run.steps_per_epoch is None else run.steps_per_epoch
     batches = iter(loader)
     for _ in range(start_step):
         next(batches)
@@ -125,14 +139,14 @@ def train_one_epoch(model, criterion, optimizer, loader, device, epoch, *, sched
     bar_kwargs = {} if distributed.is_main_process() else {"disable": True}  # TQDM_DISABLE=1 silences rank 0
     with tqdm(total=num_steps, initial=start_step, desc=desc or f"epoch {epoch}", **bar_kwargs) as bar:
         while step < num_steps:
-            images, masks = to_device(*next(batches), device, channels_last)
+            images, masks = to_device(*next(batches), device, run.channels_last)
             optimizer.zero_grad(set_to_none=True)
             loss = None
-            for part_images, part_masks in _micro_batches(images, masks, accumulation_steps):
-                with autocast(device, amp_dtype):
+            for part_images, part_masks in _micro_batches(images, masks, run.accumulation_steps):
+                with autocast(device, run.amp_dtype):
                     logits = model(part_images)  # (n, C, H, W), bf16 under CPU autocast
-                part_loss = criterion(logits.float(), part_masks)  # the loss (softmax, Dice sums) in fp32
-                if accumulation_steps > 1:  # the batch's mean: each micro-batch weighs its share of the images
+                part_loss = run.criterion(logits.float(), part_masks)  # the loss (softmax, Dice sums) in fp32
+                if run.accumulation_steps > 1:  # the batch's mean: each micro-batch weighs its share of the images
                     part_loss = part_loss * (len(part_images) / len(images))
                 (scaler.scale(part_loss) if scaler is not None and scaler.is_enabled() else part_loss).backward()
                 loss = part_loss.detach() if loss is None else loss + part_loss.detach()
@@ -146,8 +160,8 @@ def train_one_epoch(model, criterion, optimizer, loader, device, epoch, *, sched
                 scaler.update()
             else:
                 optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            if run.scheduler is not None:
+                run.scheduler.step()
             loss_sum += loss_value
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}")
@@ -221,7 +235,7 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
             config, before any training (the message names a setting that fits).
     """
     run_dir = Path(run_dir)
-    run = _prepare(model, train_loader, config, criterion, num_classes)
+    run = prepare_training(model, train_loader, config, criterion, num_classes)
     progress, rng_state = _start_or_resume(run, run_dir, config, resume)
     stop, status = _StopRequest(config.max_minutes), "complete"
     with _stop_on_signals(stop):
@@ -246,23 +260,7 @@ def fit(model, train_loader, val_loader, config, run_dir, criterion=None, resume
     return progress.history
 
 
-@dataclasses.dataclass
-class _Training:
-    """What one ``fit`` trains with, built once by ``_prepare``."""
-    model: torch.nn.Module
-    device: torch.device
-    num_classes: int
-    criterion: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: object
-    scaler: torch.amp.GradScaler
-    amp_dtype: torch.dtype | None
-    channels_last: bool
-    steps_per_epoch: int
-    main: bool  # this process writes the run folder (rank 0)
-
-
-def _prepare(model, train_loader, config, criterion, num_classes):
+def prepare_training(model, train_loader, config, criterion=None, num_classes=None):
     """The model on its device, the loss, Adam, the schedule, autocast and the fp16 GradScaler of ``config``;
     on a GPU, refuses (with a setting that fits) what pa3's memory estimate says will not fit."""
     if distributed.unwrap(model) is model:  # not yet moved, wrapped or compiled
@@ -272,14 +270,18 @@ def _prepare(model, train_loader, config, criterion, num_classes):
         num_classes = getattr(train_loader.dataset, "num_classes", None) or labels.num_classes(config.label_space)
     if criterion is None:
         criterion = build_loss(config.loss, num_classes, weights=config.class_weights, dice_weight=config.dice_weight)
-    steps_per_epoch = _steps_per_epoch(train_loader, config)
+    steps_per_epoch = config.steps_per_epoch(len(train_loader))
+    if steps_per_epoch == 0:
+        raise ValueError(f"the training loader yields no batch ({len(train_loader.dataset)} images, "
+                         f"batch size {train_loader.batch_size}); use a smaller batch size or more data")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     amp_dtype = resolve_amp(config.amp, device)
     memory.check_fits(config, device, num_classes, memory.precision_of(amp_dtype))
-    return _Training(model, device, num_classes, criterion.to(device), optimizer,
-                     _make_scheduler(optimizer, config, steps_per_epoch),
-                     torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16), amp_dtype,
-                     use_channels_last(config.channels_last), steps_per_epoch, distributed.is_main_process())
+    return Training(model, criterion.to(device), optimizer, device,
+                    scheduler=_make_scheduler(optimizer, config, steps_per_epoch),
+                    scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16), amp_dtype=amp_dtype,
+                    channels_last=use_channels_last(config.channels_last), accumulation_steps=config.accumulation_steps,
+                    steps_per_epoch=steps_per_epoch, num_classes=num_classes, main=distributed.is_main_process())
 
 
 def _start_or_resume(run, run_dir, config, resume):
@@ -307,12 +309,8 @@ def _no_better_miou_for(progress, patience):
 def _train_epoch(run, train_loader, config, progress, rng_state, stop, last_path):
     """``train_one_epoch`` from where ``progress`` stands; updates ``progress``; a non-finite loss says what is kept."""
     try:
-        result = train_one_epoch(
-            run.model, run.criterion, run.optimizer, train_loader, run.device, progress.epoch + 1,
-            scheduler=run.scheduler, scaler=run.scaler, amp_dtype=run.amp_dtype, channels_last=run.channels_last,
-            num_steps=run.steps_per_epoch, start_step=progress.step_in_epoch, loss_sum=progress.loss_sum,
-            rng_state=rng_state, should_stop=stop, desc=f"epoch {progress.epoch + 1}/{config.epochs}",
-            accumulation_steps=config.accumulation_steps)
+        result = train_one_epoch(run, train_loader, progress.epoch + 1, progress.step_in_epoch, progress.loss_sum,
+                                 rng_state, stop, desc=f"epoch {progress.epoch + 1}/{config.epochs}")
     except NonFiniteLossError as error:
         kept = f"the last good checkpoint is kept at {last_path}" if last_path.exists() else "no checkpoint was written yet"
         raise NonFiniteLossError(f"{error}; {kept}; try a lower --lr or --amp off") from None
@@ -332,8 +330,8 @@ def _save_last(run, config, progress, run_dir, rng_states=None):
 def _validate_and_save(run, val_loader, config, progress, run_dir):
     """Validate, end the epoch in ``progress``, print its line, write best.pt (if better), last.pt and the results."""
     eval_started = time.monotonic()
-    metrics = evaluate(run.model, val_loader, run.num_classes, device=run.device, criterion=run.criterion,
-                       label_space=config.label_space, amp_dtype=run.amp_dtype, channels_last=run.channels_last)
+    metrics = evaluate(run.model, val_loader, run.num_classes, criterion=run.criterion,
+                       label_space=config.label_space, amp=config.amp, channels_last=config.channels_last)
     row = _history_row(progress, metrics, run.optimizer)
     row["seconds"] = progress.seconds_so_far + time.monotonic() - eval_started  # training + validation
     improved = _end_epoch(progress, row, metrics)
@@ -359,16 +357,6 @@ def _finish(run_dir, progress, status, reason, amp_dtype):
     if distributed.is_main_process() and status == "interrupted":
         print(f"stopped ({reason}) at epoch {progress.epoch + 1} step {progress.step_in_epoch}; state saved "
               f"to {run_dir / 'last.pt'}. Run the same command again (fit(..., resume=True)) to continue.")
-
-
-def _steps_per_epoch(loader, config):
-    steps = len(loader)
-    if config.max_steps_per_epoch is not None:
-        steps = min(steps, config.max_steps_per_epoch)
-    if steps == 0:
-        raise ValueError(f"the training loader yields no batch ({len(loader.dataset)} images, "
-                         f"batch size {loader.batch_size}); use a smaller batch size or more data")
-    return steps
 
 
 def _start_run_folder(run_dir, config, start_over):

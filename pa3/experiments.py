@@ -13,12 +13,16 @@ import pandas as pd
 import torch
 
 from pa3 import labels
+from pa3.camvid import CAMVID_STAMP
 from pa3.checkpoint import load_model
-from pa3.config import TrainConfig, upgrade_config_dict
-from pa3.data import CityscapesSegmentation
-from pa3.files import read_run_file, sources_digest
+from pa3.config import upgrade_config_dict
+from pa3.data import CityscapesSegmentation, make_loader
+from pa3.files import read_run_file, sources_digest, write_json
+from pa3.inference import evaluate, metrics_summary
 from pa3.models import MODELS
+from pa3.synthetic import SYNTHETIC_STAMP
 from pa3.train import class_weights_for, train
+from pa3.viz import results_table
 
 
 @dataclass(frozen=True)
@@ -78,36 +82,26 @@ def trainable(names, profile):
 def miou_column(profile):
     """Name of the mIoU column in the tables: it says which classes count ("mIoU" = the 19 Cityscapes
     benchmark classes; CamVid's score is over its 11 classes)."""
-    space = profile.label_space
+    space = profile.config.label_space
     if space == "trainId":
         return "mIoU"
     return f"mIoU ({labels.num_classes(space)} {'CamVid' if space == 'camvid' else space} classes)"
 
 
 def make_config(name, profile):
-    """The TrainConfig of experiment ``name`` under ``profile``."""
+    """The TrainConfig of experiment ``name`` under ``profile``: the profile's config for its model, with the
+    experiment's loss and augmentation (and, for weighted cross-entropy, the training split's class weights)."""
     exp = check_experiment(name)
-    budget = profile.budget(exp.model)
-    config = TrainConfig(
-        model=exp.model, label_space=profile.label_space, height=profile.height, width=profile.width,
-        batch_size=budget.batch_size, epochs=budget.epochs, max_steps_per_epoch=budget.max_steps_per_epoch,
-        accumulation_steps=budget.accumulation_steps, checkpointing=budget.checkpointing,
-        loss=exp.loss, augment=exp.augment, num_workers=profile.num_workers, lr_schedule=profile.lr_schedule,
-        seed=profile.seed,
-        pretrained=profile.pretrained and MODELS[exp.model].pretrainable,
-        data_root=None if profile.data_root is None else str(profile.data_root),  # None: the default data
-        early_stopping=budget.patience,
-    )
+    config = profile.config_for(exp.model, loss=exp.loss, augment=exp.augment)
     if exp.loss == "weighted_ce":  # in the config, so that a finished run is found by its weights too
         config.class_weights = class_weights_for(config)
     return config
 
 
 def steps_per_epoch(name, profile):
-    """Optimiser steps per epoch of experiment ``name``: the budget's cut, else whole passes over the training
-    frames (the loader drops the last partial batch)."""
-    budget = profile.budget(check_experiment(name).model)
-    return budget.max_steps_per_epoch or profile.frames["train"] // budget.batch_size
+    """Optimiser steps per epoch of experiment ``name`` over the profile's training frames."""
+    config = profile.config_for(check_experiment(name).model)
+    return config.steps_per_epoch(profile.frames["train"] // config.batch_size)
 
 
 def run_dir(name, profile):
@@ -150,7 +144,7 @@ def run_experiment(name, profile, force=False):
     stale = (folder / "config.json").exists() and not same_sources(name, profile)
     if stale:
         print(f"{name}: runs/{profile.name}/{name} was trained by other pa3 sources; training it again")
-    return train(make_config(name, profile), folder, resume=not (force or stale), val_limit=profile.val_limit)
+    return train(make_config(name, profile), folder, resume=not (force or stale))
 
 
 def train_runs(names, profile):
@@ -173,7 +167,7 @@ def train_runs(names, profile):
 def load_run(name, profile):
     """(history DataFrame, final metrics dict) of a finished run.
 
-    ``metrics["iou"]`` is {class name: IoU} in class order, as ``pa3.engine.evaluate`` returns it, with NaN
+    ``metrics["iou"]`` is {class name: IoU} in class order, as ``pa3.inference.evaluate`` returns it, with NaN
     for a class absent from ground truth and prediction (null in metrics.json).
     """
     folder = run_dir(name, profile)
@@ -183,12 +177,10 @@ def load_run(name, profile):
     return history, metrics
 
 
-def results_table(names, profile):
+def comparison_table(names, profile):
     """The report's Tables 5 and 6 for finished runs ``names``: one row per experiment (its display name),
     IoU of the report's five classes, mIoU and pixel accuracy, in percent (``pa3.viz.results_table``)."""
-    from pa3.viz import results_table as table
-
-    df = table({EXPERIMENTS[name].display: load_run(name, profile)[1] for name in names})
+    df = results_table({EXPERIMENTS[name].display: load_run(name, profile)[1] for name in names})
     return df.rename(columns={"mIoU": miou_column(profile)})
 
 
@@ -205,8 +197,9 @@ def trained_model(name, profile, device="cpu"):
 def figure_split(profile):
     """The split the report's "test" figures come from: the synthetic set and CamVid label their test split;
     real Cityscapes' test labels are placeholders, so the held-out labelled split there is val."""
-    labelled = ("pa3_synthetic.json", "pa3_camvid.json")
-    return "test" if profile.data_root and any(Path(profile.data_root, f).exists() for f in labelled) else "val"
+    labelled = (SYNTHETIC_STAMP, CAMVID_STAMP)
+    root = profile.config.data_root
+    return "test" if root and any(Path(root, f).exists() for f in labelled) else "val"
 
 
 def test_metrics(name, profile, force=False):
@@ -215,12 +208,8 @@ def test_metrics(name, profile, force=False):
     published scores are (360x480). Written once to ``<run>/eval_<split>.json`` and read back after.
 
     Returns:
-        dict: "split", "frames", "size" (of the labels), "model_input", and ``pa3.engine.metrics_summary``.
+        dict: "split", "frames", "size" (of the labels), "model_input", and ``pa3.inference.metrics_summary``.
     """
-    from pa3.data import make_loader
-    from pa3.engine import evaluate, metrics_summary
-    from pa3.files import write_json
-
     split = figure_split(profile)
     path = run_dir(name, profile) / f"eval_{split}.json"
     config = make_config(name, profile)
@@ -228,9 +217,9 @@ def test_metrics(name, profile, force=False):
         saved = read_run_file(path.parent, path.name, keys=("miou", "iou", "model_input"))
         if saved.get("checkpoint_mtime") == (run_dir(name, profile) / "best.pt").stat().st_mtime:
             return saved
-    dataset = CityscapesSegmentation(profile.data_root, split, profile.label_space, size=None)
+    dataset = CityscapesSegmentation(config.data_root, split, config.label_space, size=None)
     model = trained_model(name, profile)
-    metrics = evaluate(model, make_loader(dataset, 4, train=False), label_space=profile.label_space,
+    metrics = evaluate(model, make_loader(dataset, 4, train=False), label_space=config.label_space,
                        input_size=(config.height, config.width))
     height, width = dataset[0][1].shape
     result = {"split": split, "frames": len(dataset), "size": [height, width],
@@ -245,13 +234,11 @@ REPORT_IMAGE_IDS = (1, 2, 4, 9)  # "image IDs 1, 2, 4, 9": positions in the test
 
 def report_images(profile):
     """(images float (4,3,H,W), masks (4,H,W), ids) of the report's Table 7 images."""
-    dataset = CityscapesSegmentation(profile.data_root, figure_split(profile), profile.label_space,
-                                     (profile.height, profile.width))
+    config = profile.config
+    dataset = CityscapesSegmentation(config.data_root, figure_split(profile), config.label_space,
+                                     (config.height, config.width))
     items = [dataset[i] for i in REPORT_IMAGE_IDS]
     images = torch.stack([x for x, _ in items])
     masks = torch.stack([y for _, y in items])
     return images, masks, list(REPORT_IMAGE_IDS)
 
-
-def num_classes(profile):
-    return labels.num_classes(profile.label_space)

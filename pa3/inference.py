@@ -1,7 +1,6 @@
 """Inference and evaluation: predictions for a batch (whole or tiled), and metrics over a whole split from
-one streaming confusion matrix, optionally writing official labelId PNGs in the same pass. ``fit``
+one streaming confusion matrix (a callback can write official labelId PNGs in the same pass). ``fit``
 (pa3.engine) validates with ``evaluate``; the CLI, the notebooks and the experiments predict with these."""
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +9,6 @@ from tqdm import tqdm
 from pa3 import distributed, labels
 from pa3.device import autocast, resolve_amp, use_channels_last
 from pa3.metrics import ConfusionMatrix, metrics_from_confusion
-from pa3.official_eval import write_label_pngs
 from pa3.transforms import normalize
 
 
@@ -92,26 +90,23 @@ def predict(model, images, sliding_window=None, amp="auto", channels_last="auto"
 
 
 @torch.no_grad()
-def evaluate(model, loader, num_classes=None, device=None, criterion=None, label_space=None,
-             sliding_window=None, amp_dtype="auto", channels_last=True, write_to=None, input_size=None):
-    """Evaluate on a whole split with one streaming confusion matrix (summed over processes).
+def evaluate(model, loader, num_classes=None, criterion=None, label_space=None, sliding_window=None, amp="auto",
+             channels_last="auto", input_size=None, on_batch=None):
+    """Evaluate on a whole split with one streaming confusion matrix (summed over processes), on the model's device.
 
     Args:
         loader: DataLoader of (image (N,3,H,W), mask (N,H,W) int64, 255 = ignore).
         num_classes: default ``loader.dataset.num_classes`` (pa3's datasets have it).
-        device: default the model's device.
         criterion: optional loss module; adds "loss" (mean over images).
         label_space: names the classes and their categories (``pa3.labels.space_of``; default: the space
             with num_classes classes).
         sliding_window: optional (h, w) for ``predict_sliding``.
-        amp_dtype: autocast dtype, None for fp32; "auto" = ``pa3.device.resolve_amp("auto", device)``.
-        channels_last: feed the model NHWC images (faster with oneDNN and cuDNN; results the same).
-        write_to: optional folder: also write every prediction as an official labelId PNG
-            (``pa3.official_eval.write_label_pngs``), in the same pass. Needs a loader that reads its
-            CityscapesSegmentation in order (no shuffling, one process).
+        amp, channels_last: as in TrainConfig and ``predict`` (``pa3.device.resolve_amp``, ``use_channels_last``).
         input_size: optional (h, w): the model sees the images resized to this size (bilinear) and its logits
             are resized back (bilinear) to the masks' size, so a model trained small is scored at the labels'
             own resolution (how CamVid's published scores are computed, at 360x480).
+        on_batch: optional ``f(logits (N, C, H, W) at the masks' size, index of the batch's first item)``, called
+            for every batch, e.g. ``pa3.official_eval.label_png_writer``.
     Returns:
         ``pa3.metrics.metrics_from_confusion`` dict (pixel_acc, mean_acc, miou, iou {class name: IoU},
         category_iou, category_miou) + "confusion" (C x C list, rows = ground truth) + "loss" if criterion.
@@ -121,20 +116,14 @@ def evaluate(model, loader, num_classes=None, device=None, criterion=None, label
         if num_classes is None:
             raise ValueError(f"{type(loader.dataset).__name__} has no num_classes attribute: pass "
                              "evaluate(model, loader, num_classes=...)")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    if amp_dtype == "auto":
-        amp_dtype = resolve_amp("auto", device)
+    device = next(model.parameters()).device
+    amp_dtype, channels_last = resolve_amp(amp, device), use_channels_last(channels_last)
     was_training = model.training
     model.eval()
     confusion = ConfusionMatrix(num_classes, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
     bar_kwargs = {} if distributed.is_main_process() else {"disable": True}
-    if write_to is not None:
-        if distributed.is_dist() or not isinstance(loader.sampler, torch.utils.data.SequentialSampler):
-            raise ValueError("evaluate(write_to=...) needs a loader that reads the dataset in order in one "
-                             "process (make_loader(dataset, batch_size, train=False))")
-        Path(write_to).mkdir(parents=True, exist_ok=True)
     seen = 0
     for images, masks in tqdm(loader, desc="evaluate", leave=False, **bar_kwargs):
         images, masks = to_device(images, masks, device, channels_last)
@@ -148,8 +137,8 @@ def evaluate(model, loader, num_classes=None, device=None, criterion=None, label
             loss_sum += criterion(logits.float(), masks).double() * len(images)
             count += len(images)
         confusion.update(masks, logits.argmax(1))
-        if write_to is not None:
-            write_label_pngs(logits, loader.dataset, seen, write_to)
+        if on_batch is not None:
+            on_batch(logits, seen)
         seen += len(images)
     model.train(was_training)
     confusion.reduce_from_all_processes()

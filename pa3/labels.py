@@ -149,7 +149,7 @@ def category_index(space="trainId"):
     return np.array(out, dtype=np.int64)
 
 
-def colorize(index_map, space="trainId"):
+def to_rgb(index_map, space="trainId"):
     """Class-index map (H, W) -> RGB uint8 (H, W, 3) in the official colours; 255 -> black."""
     lut = np.zeros((256, 3), dtype=np.uint8)
     lut[: num_classes(space)] = palette(space)

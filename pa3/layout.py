@@ -7,7 +7,6 @@
     ROOT/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
 """
 import csv
-import os
 import re
 from pathlib import Path
 
@@ -20,8 +19,8 @@ LABEL_FILES = ("labelIds", "labelTrainIds")
 _IMAGE_RE = re.compile(r"^(?P<stem>.+_\d+_\d+)_leftImg8bit\.png$")
 _ANY_LABEL_RE = re.compile(r"^(?P<stem>.+_\d+_\d+)_gtFine_")  # any gtFine file (labelIds, labelTrainIds, ...)
 VOID_LABEL_IDS = {0, 1, 2, 3}  # unlabeled, ego vehicle, rectification border, out of roi
-_MAX_LABEL_ID = 33
-_MAX_TRAIN_ID = 18
+MAX_LABEL_ID = 33
+MAX_TRAIN_ID = 18
 _SHOW = 5  # offending files named in a message
 
 LAYOUT = (
@@ -42,13 +41,8 @@ class DatasetError(Exception):
 
 
 def default_data_root():
-    """The data root: ``$PA3_DATA`` if set (must exist), else the synthetic set (generated on first use)."""
-    env = os.environ.get("PA3_DATA", "").strip()
-    if env:
-        root = Path(env).expanduser()
-        if not root.is_dir():
-            raise DatasetError(f"PA3_DATA={env} does not exist or is not a folder.\n{HOW_TO_GET}")
-        return root
+    """The embedded synthetic set (generated on first use): the data when none is named (``PA3_DATA`` is read by
+    the command line and the notebook setup)."""
     from pa3.synthetic import ensure_synthetic
 
     return Path(ensure_synthetic())
@@ -76,12 +70,12 @@ def label_values_problem(values, label_file):
     above 18 is a trainId PNG); a labelTrainIds PNG holds 0..18 and 255."""
     values = [int(v) for v in values]
     if label_file == "labelIds":
-        if not values or values[-1] <= _MAX_LABEL_ID:
+        if not values or values[-1] <= MAX_LABEL_ID:
             return None
-        if values[-1] == IGNORE_INDEX and max(values[:-1], default=0) <= _MAX_TRAIN_ID:
+        if values[-1] == IGNORE_INDEX and max(values[:-1], default=0) <= MAX_TRAIN_ID:
             return "trainid_label", values
-        return "outside_table", [v for v in values if v > _MAX_LABEL_ID]
-    outside = [v for v in values if _MAX_TRAIN_ID < v < IGNORE_INDEX]
+        return "outside_table", [v for v in values if v > MAX_LABEL_ID]
+    outside = [v for v in values if MAX_TRAIN_ID < v < IGNORE_INDEX]
     return ("outside_table", outside) if outside else None
 
 
@@ -108,7 +102,7 @@ def scan(root, split, label_file="labelIds"):
     return found[0], found[1], sorted(bad)
 
 
-def _stem(path):
+def frame_name(path):
     name = Path(path).name
     match = _IMAGE_RE.match(name)
     return match["stem"] if match else Path(path).stem.removesuffix("_leftImg8bit")

@@ -22,7 +22,7 @@ peak RSS rise of real CPU training steps; numbers and ratios in benchmarks/READM
 and U-Net+ASPP needed 1-3.5 largest tensors beyond the rest. Gradients are counted in full although they
 fill up during backward while activations are freed: a small over-count that the margin absorbs.
 
-Activation checkpointing (``pa3.models.set_checkpointing``) keeps only the inputs of the checkpointed
+Activation checkpointing (``pa3.models.set_activation_checkpointing``) keeps only the inputs of the checkpointed
 blocks and recomputes their insides during backward, one block at a time; the estimate then counts what
 is saved outside those blocks, their inputs, and the largest block's insides (the recomputation peak).
 
@@ -128,7 +128,7 @@ class MemoryEstimate:
     batch: int  # images per forward (the micro-batch under gradient accumulation)
     size: tuple  # (H, W)
     precision: str  # "fp32" | "fp16" | "bf16" (autocast)
-    checkpointing: bool
+    activation_checkpointing: bool
     weights: int
     gradients: int
     optimizer: int
@@ -146,7 +146,7 @@ class MemoryEstimate:
     def __str__(self):
         parts = ", ".join(f"{name} {getattr(self, name) / GIB:.2f}"
                           for name in ("weights", "gradients", "optimizer", "activations", "workspace"))
-        ckpt = ", checkpointing" if self.checkpointing else ""
+        ckpt = ", checkpointing" if self.activation_checkpointing else ""
         return (f"{self.model} {self.size[0]}x{self.size[1]}, {self.batch} images per forward, {self.precision}"
                 f"{ckpt}: {self.gib:.2f} GiB ({parts} GiB)")
 
@@ -158,7 +158,7 @@ def _low_precision_weight_copies(model, dtype):
     return numel * dtype.itemsize
 
 
-def estimate_memory(model, batch, size, precision="fp32", checkpointing=False, num_classes=19):
+def estimate_memory(model, batch, size, precision="fp32", activation_checkpointing=False, num_classes=19):
     """Estimate the peak memory of one training step with Adam (see the module docstring).
 
     Args:
@@ -166,7 +166,7 @@ def estimate_memory(model, batch, size, precision="fp32", checkpointing=False, n
         batch: images per forward pass (the micro-batch under gradient accumulation).
         size: (H, W) of the training images.
         precision: "fp32", or the autocast dtype "fp16"/"bf16" (weights, gradients and Adam stay fp32).
-        checkpointing: as ``pa3.models.set_checkpointing`` would run it.
+        activation_checkpointing: as ``pa3.models.set_activation_checkpointing`` would run it.
         num_classes: the model's output channels. The loss counted is cross-entropy (Dice saves a few
             more full-size tensors; only the small FCN trains with it).
     Returns:
@@ -187,10 +187,10 @@ def estimate_memory(model, batch, size, precision="fp32", checkpointing=False, n
         images = torch.empty(batch, 3, *size, dtype=dtype)
         masks = torch.zeros(batch, *size, dtype=torch.long)
         saved = count_saved_tensors(net, images, masks, build_loss("ce", num_classes),
-                                    checkpoint_blocks(net) if checkpointing else ())
-    activations = (saved.checkpointed if checkpointing else saved.total) + copies
+                                    checkpoint_blocks(net) if activation_checkpointing else ())
+    activations = (saved.checkpointed if activation_checkpointing else saved.total) + copies
     return MemoryEstimate(model=model, batch=batch, size=tuple(size), precision=precision,
-                          checkpointing=checkpointing, weights=params + buffers, gradients=params,
+                          activation_checkpointing=activation_checkpointing, weights=params + buffers, gradients=params,
                           optimizer=2 * params, activations=activations,
                           workspace=WORKSPACE_TENSORS * saved.largest)
 
@@ -203,7 +203,7 @@ def precision_of(amp_dtype):
 def estimate_config(config, num_classes, precision):
     """MemoryEstimate of a ``pa3.config.TrainConfig`` (micro-batch = batch_size / accumulation_steps)."""
     return estimate_memory(config.model, config.batch_size // config.accumulation_steps,
-                           (config.height, config.width), precision, config.checkpointing, num_classes)
+                           (config.height, config.width), precision, config.activation_checkpointing, num_classes)
 
 
 def fitting_settings(config, num_classes, precision, memory):
@@ -221,12 +221,12 @@ def fitting_settings(config, num_classes, precision, memory):
     smallest = MODELS[config.model].min_train_batch
     steps = [k for k in range(1, config.batch_size + 1)
              if config.batch_size % k == 0 and config.batch_size // k >= smallest]
-    for checkpointing in (False, True):
+    for activation_checkpointing in (False, True):
         for k in steps:
             estimate = estimate_memory(config.model, config.batch_size // k, (config.height, config.width),
-                                       precision, checkpointing, num_classes)
+                                       precision, activation_checkpointing, num_classes)
             if estimate.total <= HEADROOM * memory:
-                return k, checkpointing, estimate
+                return k, activation_checkpointing, estimate
     return None
 
 
@@ -265,9 +265,10 @@ def check_fits(config, device, num_classes, precision):
                f"image(s) per forward with checkpointing: train at a smaller height/width, or on a GPU with more "
                f"memory")
     else:
-        k, checkpointing, fitting = found
-        fix = (f"set accumulation_steps={k}{' and checkpointing=True' if checkpointing else ''} in the TrainConfig "
-               f"(--accumulation-steps {k}{' --checkpointing' if checkpointing else ''} on the command line): "
+        k, recompute, fitting = found
+        fix = (f"set accumulation_steps={k}{' and activation_checkpointing=True' if recompute else ''} in the "
+               f"TrainConfig (--accumulation-steps {k}{' --activation-checkpointing' if recompute else ''} on the "
+               f"command line): "
                f"{k} micro-batch(es) of {config.batch_size // k} images, the same batch of {config.batch_size} per "
                f"optimiser step, estimated {fitting.gib:.1f} GiB. pa3's GPU profiles hold such settings "
                f"(PA3_PROFILE=colab for a 15 GB T4, full for a 40 GB A100)")

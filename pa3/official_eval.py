@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pa3 import labels
+from pa3 import distributed, labels
 from pa3.files import BadFileError, unreadable
 from pa3.metrics import category_ious, divide, nanmean
 
@@ -27,6 +27,16 @@ try:  # libpng + zlib-ng: inflating the PNGs is most of the evaluation's time
     import imagecodecs
 except ImportError:  # pa3 still works: PIL decodes everything
     imagecodecs = None
+
+
+def label_png_writer(loader, out_dir):
+    """A callback for ``pa3.inference.evaluate(on_batch=...)``: each batch's predictions written as labelId PNGs
+    (``write_label_pngs``) into ``out_dir``. Needs a loader that reads its CityscapesSegmentation in order."""
+    if distributed.is_dist() or not isinstance(loader.sampler, torch.utils.data.SequentialSampler):
+        raise ValueError("writing labelId PNGs needs a loader that reads the dataset in order in one process "
+                         "(make_loader(dataset, batch_size, train=False))")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return lambda logits, first_index: write_label_pngs(logits, loader.dataset, first_index, out_dir)
 
 
 def write_label_pngs(logits, dataset, first_index, out_dir):

@@ -4,13 +4,15 @@ This is the one way pa3 wires a training run: ``python -m pa3 train`` (pa3.cli) 
 experiments (pa3.experiments) both build a TrainConfig and call ``train``. Under torchrun every process
 calls it; rank 0 builds the resized caches and class frequencies first, the others then read them.
 """
+import contextlib
 from pathlib import Path
 
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
 from pa3 import distributed, rng
-from pa3.data import CityscapesSegmentation, class_frequencies, find_pairs, make_loader
+from pa3.data import CityscapesSegmentation, class_frequencies, make_loader
+from pa3.layout import find_pairs
 from pa3.engine import fit
 from pa3.losses import class_weights
 from pa3.models import WeightsUnavailable, build_model, check_input_size, pretrained_source
@@ -19,16 +21,16 @@ from pa3.transforms import EvalPreset, TrainPreset
 WEIGHTED_LOSSES = ("weighted_ce", "ce_dice")  # the losses that take class weights
 
 
-def datasets(config, val_limit=None):
+def datasets(config):
     """(train, val) datasets of ``config``: resized once to (config.height, config.width) and cached.
 
     Their items are uint8 (presets with ``normalize=False``: fewer bytes from the loader workers); ``fit``
-    normalises each batch on the device. ``val_limit`` keeps the first val frames only (quick profiles).
+    normalises each batch on the device. ``config.val_limit`` keeps the first val frames only.
     """
     size = (config.height, config.width)
     transforms = TrainPreset(normalize=False) if config.augment else EvalPreset(normalize=False)
     train_set = CityscapesSegmentation(config.data_root, "train", config.label_space, size, transforms)
-    val_pairs = find_pairs(train_set.root, "val")[:val_limit]
+    val_pairs = find_pairs(train_set.root, "val")[:config.val_limit]
     val_set = CityscapesSegmentation(config.data_root, "val", config.label_space, size, EvalPreset(normalize=False),
                                      pairs=val_pairs)
     return train_set, val_set
@@ -80,12 +82,12 @@ def build_with_weights(config, num_classes):
     return model
 
 
-def train(config, run_dir, resume=True, val_limit=None, weighting=None):
+def train(config, run_dir, resume=True, weighting=None):
     """Train ``config`` into ``run_dir`` (resuming a stopped run there unless ``resume=False``).
 
     Args:
-        config: TrainConfig; its data_root (None = ``pa3.data.default_data_root()``) is the dataset.
-        val_limit: validate on the first ``val_limit`` val frames only (None = all).
+        config: TrainConfig; its data_root (None = ``pa3.layout.default_data_root()``) is the dataset. Its
+            ``threads`` (if set) are torch's CPU threads while it trains.
         weighting: class-weighting method of ``pa3.losses.class_weights`` for a loss in WEIGHTED_LOSSES
             whose config has no class_weights yet; default "median" for "weighted_ce". The weights are
             stored in the config (and so in config.json).
@@ -97,11 +99,29 @@ def train(config, run_dir, resume=True, val_limit=None, weighting=None):
                          f"not {config.loss!r}")
     # refuse a size the model cannot take before building a cache at that size
     check_input_size(config.model, torch.empty(1, 3, config.height, config.width, device="meta"))
+    with _threads(config.threads):
+        _train(config, run_dir, resume, weighting)
+    return Path(run_dir)
+
+
+@contextlib.contextmanager
+def _threads(threads):
+    """torch's intra-op CPU threads set to ``threads`` (None: as they are), and back afterwards."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(config, run_dir, resume, weighting):
     first = distributed.rank() == 0
     if not first:
         distributed.barrier()  # rank 0 prepares data and caches first
     try:
-        train_set, val_set = datasets(config, val_limit)
+        train_set, val_set = datasets(config)
         if config.class_weights is None and (config.loss == "weighted_ce" or weighting is not None):
             config.class_weights = class_weights_for(config, weighting or "median")
     finally:  # also on an error, so the other ranks do not wait forever (they then fail the same way)
@@ -111,4 +131,3 @@ def train(config, run_dir, resume=True, val_limit=None, weighting=None):
     rng.seed_everything(config.seed)  # the initial weights must not depend on what ran before in this process
     model = build_with_weights(config, train_set.num_classes)
     fit(model, train_loader, val_loader, config, run_dir, resume=resume)
-    return Path(run_dir)

@@ -34,7 +34,7 @@ _GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights (ColorJ
 
 def _normalize_255(image):
     """float32 tensor with values in [0, 255], (3, H, W) or (N, 3, H, W): normalise in place and return it."""
-    # .to() is a no-op on the CPU; on the GPU engine.to_device normalises uint8 batches there
+    # .to() is a no-op on the CPU; on the GPU inference.to_device normalises uint8 batches there
     return image.sub_(_MEAN_255.to(image.device)).div_(_STD_255.to(image.device))
 
 

@@ -63,7 +63,7 @@ def write_frame(root, split, city, seq, frame, image, label_ids, extras=True, tr
         inst = label_ids.astype(np.uint16)
         inst[label_ids == 26] = 26 * 1000 + 1                 # one car instance, like 26001
         Image.fromarray(inst).save(gt_dir / f"{stem}_gtFine_instanceIds.png")
-        rgba = np.dstack([labels.colorize(label_ids, "labelId"), np.full(label_ids.shape, 255, np.uint8)])
+        rgba = np.dstack([labels.to_rgb(label_ids, "labelId"), np.full(label_ids.shape, 255, np.uint8)])
         Image.fromarray(rgba).save(gt_dir / f"{stem}_gtFine_color.png", compress_level=1)
         h, w = label_ids.shape
         (gt_dir / f"{stem}_gtFine_polygons.json").write_text(
@@ -97,3 +97,15 @@ def make_fake_cityscapes(root, splits=None, size=(64, 128), seed=0, cities=CITIE
             city = cities[i % len(cities)]
             write_frame(root, split, city, 1 + i // len(cities), 19 + i, img, lab, extras, train_ids)
     return root
+
+
+def small_profile(name, root, runs_dir, **config):
+    """``PROFILES[name]`` on the data at ``root`` with its base config changed by ``config`` and no per-model
+    changes: a profile whose runs train in seconds, into ``runs_dir``."""
+    import dataclasses
+
+    from pa3.profiles import PROFILES
+
+    profile = PROFILES[name]
+    base = dataclasses.replace(profile.config, data_root=None if root is None else str(root), **config)
+    return dataclasses.replace(profile, config=base, models={}, runs_dir=str(runs_dir))

@@ -63,7 +63,8 @@ from helpers import make_fake_cityscapes
 from pa3 import checkpoint, engine, labels
 from pa3.cli import build_parser, main
 from pa3.check import check_dataset
-from pa3.data import CityscapesSegmentation, DatasetError, find_pairs, read_csv_list
+from pa3.data import CityscapesSegmentation
+from pa3.layout import DatasetError, find_pairs, read_csv_list
 from pa3.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]

@@ -67,7 +67,7 @@ def test_convert_writes_the_cityscapes_layout(source, tmp_path):
     classes = np.asarray(Image.open(source / "testannot/Seq05VD_f00030.png"))
     assert (ids == labels.camvid_to_label_ids()[classes]).all()
     assert ids[0, 0] == 23 and ids[8 * 3, 0] == 26 and ids[11 * 3, 0] == 0  # sky, car, void -> unlabeled
-    stamp = json.loads((out / camvid.STAMP_NAME).read_text())
+    stamp = json.loads((out / camvid.CAMVID_STAMP).read_text())
     assert stamp["frames"] == {"train": 3, "val": 2, "test": 3} and stamp["reference_copy"] is False
     assert stamp["names"]["train/0006R0_000000_002400"] == "0006R0_f02400.png"
     report = check_dataset(out)
@@ -99,17 +99,17 @@ def test_second_run_reuses_and_an_interrupted_run_completes(source, tmp_path, ca
     stale = tmp_path / ".camvid.partial-999999999"
     (stale / "leftImg8bit").mkdir(parents=True)
     camvid.ensure_camvid(out, source)
-    assert camvid.is_complete(out) and not stale.exists()
-    stamp_time = (out / camvid.STAMP_NAME).stat().st_mtime_ns
+    assert camvid.is_converted(out) and not stale.exists()
+    stamp_time = (out / camvid.CAMVID_STAMP).stat().st_mtime_ns
     capsys.readouterr()
     camvid.ensure_camvid(out, source)
     assert "CamVid reused" in capsys.readouterr().out
-    assert (out / camvid.STAMP_NAME).stat().st_mtime_ns == stamp_time
+    assert (out / camvid.CAMVID_STAMP).stat().st_mtime_ns == stamp_time
     # a conversion that lost files is not complete: it is converted again
     next((out / "gtFine/train").glob("*/*.png")).unlink()
-    assert not camvid.is_complete(out)
+    assert not camvid.is_converted(out)
     camvid.ensure_camvid(out, source)
-    assert camvid.is_complete(out)
+    assert camvid.is_converted(out)
 
 
 @pytest.mark.parametrize("damage, named, says", [
@@ -169,7 +169,7 @@ def _archive(source, path, kind):
 
 def test_source_may_be_an_archive(source, tmp_path):
     out = camvid.ensure_camvid(tmp_path / "camvid", _archive(source, tmp_path / "repo.zip", "zip"))
-    assert camvid.is_complete(out)
+    assert camvid.is_converted(out)
     damaged = tmp_path / "broken.tar.gz"
     damaged.write_bytes(_archive(source, tmp_path / "repo.tar.gz", "tar").read_bytes()[:500])
     with pytest.raises(camvid.CamVidError, match="broken.tar.gz"):
@@ -222,7 +222,7 @@ def test_cli_converts_checks_trains_and_scores_at_label_resolution(source, tmp_p
 
 def test_evaluate_upsamples_logits_to_the_labels(source, tmp_path):
     """``input_size``: the model sees the small size, the confusion matrix counts every label pixel."""
-    from pa3.engine import evaluate
+    from pa3.inference import evaluate
 
     out = camvid.ensure_camvid(tmp_path / "camvid", source)
     dataset = CityscapesSegmentation(out, "val", "camvid", size=None, cache=False)
@@ -238,7 +238,7 @@ def test_evaluate_upsamples_logits_to_the_labels(source, tmp_path):
             return self.conv(x)
 
     metrics = evaluate(Probe(), make_loader(dataset, 2, train=False), label_space="camvid", input_size=(16, 32),
-                       amp_dtype=None)
+                       amp="off")
     assert seen == [(16, 32)]
     assert np.array(metrics["confusion"]).sum() == 2 * SIZE[0] * SIZE[1] * 11 // 12
 
@@ -246,19 +246,17 @@ def test_evaluate_upsamples_logits_to_the_labels(source, tmp_path):
 def test_camvid_profile_trains_scores_the_test_split_and_plots_minutes(source, tmp_path, monkeypatch, capsys):
     """The notebooks' path under PROFILE="camvid": an experiment trains in the camvid space, the heavy models
     are left to a GPU with one line, the test split is scored at the labels' resolution (and cached)."""
-    import dataclasses
-
     import matplotlib
 
     matplotlib.use("Agg")
     from pa3 import experiments, viz
-    from pa3.profiles import PROFILES, Budget
+    from helpers import small_profile
 
     monkeypatch.setenv("PA3_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     out = camvid.ensure_camvid(tmp_path / "camvid", source)
-    profile = dataclasses.replace(PROFILES["camvid"], data_root=str(out), height=32, width=64,
-                                  budgets={"default": Budget(2, None, 3, patience=1)}, runs_dir=str(tmp_path / "runs"))
+    profile = small_profile("camvid", out, tmp_path / "runs", height=32, width=64, epochs=2, batch_size=3,
+                            early_stopping=1)
     names = experiments.trainable(["baseline", "deeplab"], profile)
     assert names == ["baseline"] and "left to a GPU under profile 'camvid' (too slow on this CPU): deeplab" in \
         capsys.readouterr().out
@@ -271,7 +269,7 @@ def test_camvid_profile_trains_scores_the_test_split_and_plots_minutes(source, t
     assert np.array(scored["confusion"]).sum() == 3 * SIZE[0] * SIZE[1] * 11 // 12
     assert experiments.test_metrics("baseline", profile) == json.loads(
         (experiments.run_dir("baseline", profile) / "eval_test.json").read_text())  # read back, not recomputed
-    table = experiments.results_table(["baseline"], profile)
+    table = experiments.comparison_table(["baseline"], profile)
     assert "mIoU (11 CamVid classes)" in table.columns
     fig = viz.miou_against_minutes({"Baseline": history}, references=camvid.PUBLISHED)
     assert len(fig.axes[0].lines) == 1 + len(camvid.PUBLISHED)

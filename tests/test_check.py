@@ -7,7 +7,7 @@ from PIL import Image
 
 from helpers import make_fake_cityscapes
 from pa3.check import check_dataset
-from pa3.data import DatasetError, find_pairs
+from pa3.layout import DatasetError, find_pairs
 
 
 def test_check_dataset_accepts_a_good_root(root):

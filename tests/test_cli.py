@@ -31,8 +31,8 @@ def test_parse_train_defaults_and_flags():
     assert (args.model, args.loss, args.weighting, args.augment, args.force) == ("unet", "weighted_ce", "enet", True, True)
     assert args.pretrained == "imagenet" and args.max_minutes == 5.0
     assert build_parser().parse_args(["train", "--pretrained", "w.pth"]).pretrained == "w.pth"
-    args = build_parser().parse_args(["train", "--accumulation-steps", "4", "--checkpointing"])
-    assert (args.accumulation_steps, args.checkpointing) == (4, True)
+    args = build_parser().parse_args(["train", "--accumulation-steps", "4", "--activation-checkpointing"])
+    assert (args.accumulation_steps, args.activation_checkpointing) == (4, True)
     assert build_parser().parse_args(["train"]).accumulation_steps == 1
     args = build_parser().parse_args(["evaluate", "--checkpoint", "run/best.pt", "--sliding-window", "64", "128"])
     assert args.split == "val" and args.sliding_window == [64, 128]
@@ -126,10 +126,10 @@ def test_train_weighted_loss_takes_class_weights_from_the_training_split(fake_ro
 def test_generate_puts_a_non_default_set_beside_the_default_one(tmp_path, monkeypatch, capsys):
     """`generate --n-train 2 ...` must not land in data/synthetic, where the next default use would
     regenerate the default set over it."""
-    import pa3.cli
+    import pa3.synthetic
 
     default = tmp_path / "data" / "synthetic"
-    monkeypatch.setattr(pa3.cli, "_synthetic_default_root", lambda: default)
+    monkeypatch.setattr(pa3.synthetic, "default_synthetic_root", lambda: default)
     assert main(["generate", "--n-train", "2", "--n-val", "1", "--n-test", "1"]) == 0
     custom = tmp_path / "data" / "synthetic_256x512_2-1-1_seed0"
     assert (custom / "pa3_synthetic.json").exists() and not default.exists()

@@ -21,7 +21,7 @@ def test_accumulation_steps_must_split_the_batch():
 def test_runs_saved_before_new_config_fields_still_resume(tmp_path):
     """A run folder written before accumulation_steps/checkpointing existed resumes with their defaults."""
     config = TrainConfig(model="tiny", epochs=3)
-    old = {k: v for k, v in config.to_dict().items() if k not in ("accumulation_steps", "checkpointing")}
+    old = {k: v for k, v in config.to_dict().items() if k not in ("accumulation_steps", "activation_checkpointing")}
     check_resumable(old, config, tmp_path / "last.pt")
     with pytest.raises(ValueError, match="accumulation_steps: saved 1, now 2"):
         check_resumable(old, TrainConfig(model="tiny", epochs=3, accumulation_steps=2), tmp_path / "last.pt")

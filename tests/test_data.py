@@ -9,8 +9,8 @@ from PIL import Image
 from helpers import make_fake_cityscapes
 from pa3 import labels
 from pa3.check import check_dataset
-from pa3.data import (CityscapesSegmentation, DatasetError, class_frequencies, default_data_root, find_pairs,
-                      make_loader, read_csv_list)
+from pa3.data import CityscapesSegmentation, class_frequencies, make_loader
+from pa3.layout import DatasetError, default_data_root, find_pairs, read_csv_list
 from pa3.transforms import denormalize
 
 SIZE = (32, 64)  # dataset working size; the fake frames are 64x128
@@ -61,12 +61,19 @@ def test_empty_split_and_missing_root(tmp_path, root):
         CityscapesSegmentation(tmp_path / "nowhere", cache=False)
 
 
-def test_default_data_root_uses_pa3_data(monkeypatch, root, tmp_path):
+def test_pa3_data_is_read_by_the_command_line_and_the_notebook_setup(monkeypatch, root, tmp_path):
+    """$PA3_DATA is read at the edges (the CLI's --data default, the notebooks' profile); inside pa3 the default
+    data root is the embedded synthetic set."""
+    from pa3.cli import _data_root
+    from pa3.notebook_setup import get_profile
+
     monkeypatch.setenv("PA3_DATA", str(root))
-    assert default_data_root() == root
+    assert _data_root(None) == root and _data_root(str(tmp_path)) == tmp_path
+    assert get_profile("default").config.data_root == str(root)
+    assert default_data_root().name == "synthetic"
     monkeypatch.setenv("PA3_DATA", str(tmp_path / "missing"))
     with pytest.raises(DatasetError, match="(?s)PA3_DATA=.*missing.*gtFine_trainvaltest.zip"):
-        default_data_root()
+        _data_root(None)
 
 
 # -- CSV lists ----------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ def native_bf16(monkeypatch):
 
 
 def test_cpu_auto_is_bf16_only_where_native(monkeypatch):
-    monkeypatch.delenv("PA3_AMP", raising=False)
     monkeypatch.setattr(pa3_device, "cpu_has_native_bf16", lambda: True)
     assert resolve_amp("auto", CPU) is torch.bfloat16
     monkeypatch.setattr(pa3_device, "cpu_has_native_bf16", lambda: False)
@@ -25,12 +24,14 @@ def test_cpu_auto_is_bf16_only_where_native(monkeypatch):
     assert resolve_amp("bf16", CPU) is torch.bfloat16  # asked for explicitly: emulated, but allowed
 
 
-def test_pa3_amp_off_turns_auto_off(monkeypatch, native_bf16):
+def test_cpu_bf16_is_auto_on_a_cpu_and_fp32_on_a_gpu(monkeypatch, native_bf16):
+    """The default and grading profiles' precision: bf16 on CPUs that compute it natively (as calibrated), fp32 on
+    a GPU, whatever the environment says (PA3_AMP is read by the notebook setup only)."""
     monkeypatch.setenv("PA3_AMP", "off")
-    assert resolve_amp("auto", CPU) is None
-    monkeypatch.setenv("PA3_AMP", "fast")
-    with pytest.raises(ValueError, match="PA3_AMP='fast'"):
-        resolve_amp("auto", CPU)
+    assert resolve_amp("cpu_bf16", CPU) is torch.bfloat16 and resolve_amp("auto", CPU) is torch.bfloat16
+    assert resolve_amp("cpu_bf16", torch.device("cuda", 0)) is None
+    monkeypatch.setattr(pa3_device, "cpu_has_native_bf16", lambda: False)
+    assert resolve_amp("cpu_bf16", CPU) is None
 
 
 def test_amp_values_checked():

@@ -1,7 +1,7 @@
 """torch.distributed on the CPU: two processes, gloo backend, a tiny model and tiny data.
 
 One spawn of two ranks runs ``pa3.engine.fit`` (DistributedSampler re-seeded by ``set_epoch``, DDP from
-``prepare_model``) and ``pa3.engine.evaluate`` on DistributedSampler-backed loaders; the tests then check
+``prepare_model``) and ``pa3.inference.evaluate`` on DistributedSampler-backed loaders; the tests then check
 what the ranks left behind: identical weights, a confusion matrix equal to one process evaluating the
 whole split, and a run folder written once, by rank 0. A last test runs the real command line under
 torchrun (``python -m torch.distributed.run`` is torchrun's module form).
@@ -62,7 +62,7 @@ def free_port():
 
 
 def confusion(model, dataset, sampler=None):
-    from pa3.engine import evaluate
+    from pa3.inference import evaluate
 
     loader = DataLoader(dataset, batch_size=1, shuffle=False, sampler=sampler)  # batch 1: bitwise-equal logits
     return evaluate(model, loader, NUM_CLASSES)["confusion"]

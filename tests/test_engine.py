@@ -21,7 +21,8 @@ import tiny_fit
 from pa3 import checkpoint, engine
 from pa3.checkpoint import load_checkpoint
 from pa3.config import TrainConfig
-from pa3.engine import evaluate, fit, predict
+from pa3.engine import fit
+from pa3.inference import evaluate, predict, predict_sliding
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 3
@@ -50,7 +51,7 @@ def test_overfit_one_batch_lowers_loss(tiny):
     batch = next(iter(tiny["tiny_loaders"](batch_size=8)[0]))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     first = ce()(model(batch[0]), batch[1]).item()
-    result = engine.train_one_epoch(model, ce(), optimizer, [batch] * 30, torch.device("cpu"), epoch=1)
+    result = engine.train_one_epoch(engine.Training(model, ce(), optimizer, torch.device("cpu")), [batch] * 30, epoch=1)
     last = ce()(model(batch[0]), batch[1]).item()
     assert result["steps"] == 30 and not result["interrupted"]
     assert last < 0.3 * first
@@ -259,7 +260,7 @@ def test_predict_sliding_matches_full_for_pointwise_model():
     model = nn.Conv2d(3, 4, 1)
     images = torch.randn(2, 3, 40, 56)
     with torch.no_grad():
-        full, tiled = model(images), engine.predict_sliding(model, images, (16, 32))
+        full, tiled = model(images), predict_sliding(model, images, (16, 32))
     assert tiled.shape == full.shape
     assert torch.allclose(tiled, full, atol=1e-6)
 
@@ -350,14 +351,15 @@ def test_overfit_registered_model_on_embedded_scenes(tmp_path):
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     with torch.no_grad():  # training mode (batch statistics) before and after, on equal terms
         first = criterion(model(images), masks).item()
-    result = engine.train_one_epoch(model, criterion, optimizer, [(images, masks)] * 30, torch.device("cpu"), epoch=1)
+    result = engine.train_one_epoch(engine.Training(model, criterion, optimizer, torch.device("cpu")), [(images, masks)] * 30,
+                                    epoch=1)
     with torch.no_grad():
         last = criterion(model.train()(images), masks).item()
     assert result["steps"] == 30 and last < 0.3 * first, (first, last)
 
 
 def test_evaluate_writes_official_pngs_in_the_same_pass(tmp_path):
-    """evaluate(write_to=...) writes one labelId PNG per image, at the label's resolution, holding the
+    """evaluate with label_png_writer writes one labelId PNG per image, at the label's resolution, holding the
     argmax that the metrics counted (upsampled); a shuffled loader is refused (names would not match)."""
     import numpy as np
     from PIL import Image
@@ -366,12 +368,14 @@ def test_evaluate_writes_official_pngs_in_the_same_pass(tmp_path):
     from pa3 import labels
     from pa3.data import CityscapesSegmentation, make_loader
     from pa3.models import build_model
+    from pa3.official_eval import label_png_writer
 
     root = make_fake_cityscapes(tmp_path / "cs", {"val": 3})
     torch.manual_seed(0)
     model = build_model("fcn", 19).eval()
     full = CityscapesSegmentation(root, "val", size=None, cache=False)  # 64x128, the labels' own size
-    metrics = evaluate(model, make_loader(full, 2, train=False), write_to=tmp_path / "preds")
+    loader = make_loader(full, 2, train=False)
+    metrics = evaluate(model, loader, on_batch=label_png_writer(loader, tmp_path / "preds"))
     written = sorted((tmp_path / "preds").glob("*_pred_labelIds.png"))
     assert [p.name for p in written] == [f"{n}_pred_labelIds.png" for n in full.names]
     images = torch.stack([full[i][0] for i in range(3)])
@@ -380,10 +384,11 @@ def test_evaluate_writes_official_pngs_in_the_same_pass(tmp_path):
     assert 0 <= metrics["miou"] <= 1
 
     small = CityscapesSegmentation(root, "val", size=(32, 64), cache=False)
-    evaluate(model, make_loader(small, 2, train=False), write_to=tmp_path / "small")
+    loader = make_loader(small, 2, train=False)
+    evaluate(model, loader, on_batch=label_png_writer(loader, tmp_path / "small"))
     assert np.asarray(Image.open(tmp_path / "small" / written[0].name)).shape == (64, 128)
     with pytest.raises(ValueError, match="reads the dataset in order"):
-        evaluate(model, make_loader(small, 2, train=True), write_to=tmp_path / "shuffled")
+        label_png_writer(make_loader(small, 2, train=True), tmp_path / "shuffled")
 
 
 def test_default_step_is_the_plain_training_step(tiny):
@@ -395,7 +400,7 @@ def test_default_step_is_the_plain_training_step(tiny):
     batches = list(tiny["tiny_loaders"]()[0])
     optimizer, plain_optimizer = torch.optim.Adam(model.parameters()), torch.optim.Adam(plain.parameters())
     torch.manual_seed(1)
-    engine.train_one_epoch(model, ce(), optimizer, batches, torch.device("cpu"), epoch=1)
+    engine.train_one_epoch(engine.Training(model, ce(), optimizer, torch.device("cpu")), batches, epoch=1)
     torch.manual_seed(1)
     plain.train()
     for images, masks in batches:
@@ -419,8 +424,8 @@ def test_gradient_accumulation_equals_one_big_batch(optimizer_class):
         model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, NUM_CLASSES, 1))
         model.load_state_dict(reference.state_dict())
         optimizer = optimizer_class(model.parameters(), lr=0.05)
-        result = engine.train_one_epoch(model, ce(), optimizer, [(images, masks)] * 3, torch.device("cpu"), epoch=1,
-                                        accumulation_steps=k)
+        result = engine.train_one_epoch(engine.Training(model, ce(), optimizer, torch.device("cpu"), accumulation_steps=k),
+                                        [(images, masks)] * 3, epoch=1)
         results[k] = (model.state_dict(), result)
     big, big_result = results[1]
     for k in (2, 4, 8):
@@ -444,6 +449,6 @@ def test_accumulation_resume_equals_uninterrupted(tiny, tmp_path):
 
 def test_checkpointing_needs_a_pa3_model(tiny, tmp_path):
     train, val = tiny["tiny_loaders"]()
-    with pytest.raises(ValueError, match="TinyNet names no blocks to checkpoint.*checkpointing=False"):
-        fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](checkpointing=True), tmp_path, criterion=ce(),
+    with pytest.raises(ValueError, match="TinyNet names no blocks to checkpoint.*activation_checkpointing=False"):
+        fit(tiny["TinyNet"](), train, val, tiny["tiny_config"](activation_checkpointing=True), tmp_path, criterion=ce(),
             num_classes=3)

@@ -6,30 +6,39 @@ import numpy as np
 import pytest
 
 from pa3 import experiments, labels
-from pa3.profiles import PROFILES, Budget, get_profile
-from tests.helpers import make_fake_cityscapes
+from pa3.notebook_setup import get_profile
+from pa3.profiles import PROFILES
+from helpers import make_fake_cityscapes, small_profile
 
 
 @pytest.fixture()
 def tiny_profile(tmp_path, monkeypatch):
     monkeypatch.setenv("PA3_CACHE", str(tmp_path / "cache"))
     root = make_fake_cityscapes(tmp_path / "cs", {"train": 4, "val": 10}, size=(64, 128))
-    return dataclasses.replace(PROFILES["default"], data_root=str(root), height=32, width=64,
-                               budgets={"default": Budget(1, 2, 2)}, runs_dir=str(tmp_path / "runs"))
+    return small_profile("default", root, tmp_path / "runs", height=32, width=64, epochs=1, max_steps_per_epoch=2,
+                         batch_size=2)
 
 
 def test_profile_selection(monkeypatch):
     monkeypatch.setenv("PA3_PROFILE", "full")
     monkeypatch.setenv("PA3_DATA", "/somewhere")
     prof = get_profile()
-    assert (prof.name, prof.data_root, prof.height, prof.width) == ("full", "/somewhere", 512, 1024)
-    assert get_profile("default").budget("fcn") == PROFILES["default"].budgets["default"]
-    assert get_profile("default").budget("resnet50_deconv") == PROFILES["default"].budgets["resnet50_deconv"]
+    config = prof.config
+    assert (prof.name, config.data_root, config.height, config.width) == ("full", "/somewhere", 512, 1024)
+    default = get_profile("default")
+    assert default.config_for("fcn").max_steps_per_epoch == 20 and default.config_for("fcn").model == "fcn"
+    assert default.config_for("resnet50_deconv").max_steps_per_epoch == 40
+    assert (default.config.amp, default.config.threads) == ("cpu_bf16", 1)
     monkeypatch.setenv("PA3_RUNS", "/drive/runs")
-    monkeypatch.setenv("PA3_THREADS", "1")
-    assert (get_profile().runs_dir, get_profile().threads) == ("/drive/runs", 1)
+    monkeypatch.setenv("PA3_THREADS", "3")
+    monkeypatch.setenv("PA3_AMP", "OFF")
+    assert (get_profile().runs_dir, get_profile().config.threads, get_profile().config.amp) == ("/drive/runs", 3, "off")
     monkeypatch.setenv("PA3_THREADS", "two")
     with pytest.raises(ValueError, match="PA3_THREADS='two'"):
+        get_profile()
+    monkeypatch.setenv("PA3_THREADS", "1")
+    monkeypatch.setenv("PA3_AMP", "fast")
+    with pytest.raises(ValueError, match="PA3_AMP='fast'"):
         get_profile()
     with pytest.raises(ValueError, match="choose one of"):
         get_profile("fast")
@@ -62,7 +71,7 @@ def test_run_once_then_reuse(tiny_profile, capsys):
     assert len(history) == 1 and len(metrics["iou"]) == 19
     assert list(metrics["iou"]) == labels.class_names("trainId")
     assert all(isinstance(v, float) for v in metrics["iou"].values())  # NaN for absent classes, not None
-    changed = dataclasses.replace(tiny_profile, budgets={"default": Budget(2, 2, 2)})
+    changed = dataclasses.replace(tiny_profile, models={"fcn": dict(epochs=2)})
     assert not experiments.is_complete("baseline", changed)  # another config is not "finished"
 
 
@@ -79,7 +88,7 @@ def test_run_saved_before_new_config_fields_is_still_complete(tiny_profile):
 
     folder = experiments.run_experiment("baseline", tiny_profile)
     saved = json.loads((folder / "config.json").read_text())
-    for key in ("accumulation_steps", "checkpointing"):
+    for key in ("accumulation_steps", "activation_checkpointing"):
         del saved[key]
     (folder / "config.json").write_text(json.dumps(saved))
     assert experiments.is_complete("baseline", tiny_profile)
@@ -88,7 +97,7 @@ def test_run_saved_before_new_config_fields_is_still_complete(tiny_profile):
 def test_gpu_profiles_split_batches_in_the_config():
     colab = PROFILES["colab_report"]
     config = experiments.make_config("unet_aspp", colab)
-    assert (config.batch_size, config.accumulation_steps, config.checkpointing) == (8, 4, True)
+    assert (config.batch_size, config.accumulation_steps, config.activation_checkpointing) == (8, 4, True)
     assert experiments.make_config("unet", colab).accumulation_steps == 2
     assert experiments.make_config("baseline", colab).accumulation_steps == 1
     assert experiments.make_config("unet_aspp", PROFILES["full"]).accumulation_steps == 2
@@ -98,20 +107,25 @@ def test_gpu_profiles_split_batches_in_the_config():
 @pytest.mark.parametrize("name", ["colab", "camvid_gpu"])
 def test_one_colab_session_per_notebook(name):
     """Under the Colab profiles every notebook trains within one session: <= 3 T4-hours by estimate_hours."""
-    from pa3.profiles import notebook_hours
+    from pa3.costs import estimate_hours
 
-    hours = notebook_hours(PROFILES[name], "T4")
+    def notebook_hours(profile):  # an experiment shared by notebooks counts in each, as each runs alone
+        return {notebook: sum(estimate_hours(profile, experiments.EXPERIMENTS[n].model, "T4") for n in names)
+                for notebook, names in experiments.NOTEBOOKS.items()}
+
+    hours = notebook_hours(PROFILES[name])
     assert set(hours) == set(experiments.NOTEBOOKS)
     assert all(0 < h <= 3.0 for h in hours.values()), hours
-    assert notebook_hours(PROFILES["colab_report"], "T4")["04_deeper_models"] > 100  # the report's schedule
+    assert notebook_hours(PROFILES["colab_report"])["04_deeper_models"] > 100  # the report's schedule
 
 
 def test_camvid_profiles_score_camvid_classes_and_leave_heavy_models_to_a_gpu(monkeypatch):
     cpu, gpu = PROFILES["camvid"], PROFILES["camvid_gpu"]
-    assert cpu.label_space == gpu.label_space == "camvid" and cpu.dataset == gpu.dataset == "camvid"
-    assert experiments.make_config("unet", cpu).height % 32 == 0 and gpu.height % 32 == gpu.width % 32 == 0
+    assert cpu.config.label_space == gpu.config.label_space == "camvid" and cpu.dataset == gpu.dataset == "camvid"
+    assert experiments.make_config("unet", cpu).height % 32 == 0 and gpu.config.height % 32 == gpu.config.width % 32 == 0
     assert cpu.figures_dir.endswith("camvid") and experiments.run_dir("baseline", cpu).parent.name == "camvid"
-    assert experiments.make_config("weighted", dataclasses.replace(cpu, data_root=None)).early_stopping == 8
+    assert experiments.make_config("weighted", cpu).early_stopping == 8
+    assert experiments.make_config("unet", cpu).early_stopping is None
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     trained = [name for name, e in experiments.EXPERIMENTS.items() if cpu.trains(e.model)]
     assert trained == ["baseline", "unet", "dice", "weighted", "augmented"]  # notebooks 01-03 and U-Net
@@ -122,7 +136,7 @@ def test_camvid_profiles_score_camvid_classes_and_leave_heavy_models_to_a_gpu(mo
 
 def test_estimate_hours_from_flops_and_assumed_throughput():
     from pa3.models import count_flops
-    from pa3.profiles import GPUS, estimate_hours
+    from pa3.costs import GPUS, estimate_hours
 
     colab = PROFILES["colab_report"]
     forward = count_flops("fcn", 19, (512, 1024))
@@ -130,7 +144,7 @@ def test_estimate_hours_from_flops_and_assumed_throughput():
     assert estimate_hours(colab, "fcn", "T4") == pytest.approx(60 * per_epoch / (GPUS["T4"].tflops * 1e12) / 3600)
     assert estimate_hours(colab, "fcn", "A100") < estimate_hours(colab, "fcn", "T4")
     # checkpointing recomputes the forward: 4 passes instead of 3
-    plain = dataclasses.replace(colab, budgets={"default": Budget(60, None, 8, 4, checkpointing=False)})
+    plain = dataclasses.replace(colab, models={"unet_aspp": dict(accumulation_steps=4)})
     ratio = estimate_hours(colab, "unet_aspp", "T4") / estimate_hours(plain, "unet_aspp", "T4")
     assert ratio == pytest.approx((2968 * 4 + 500) / (2968 * 3 + 500))
 
@@ -138,17 +152,20 @@ def test_estimate_hours_from_flops_and_assumed_throughput():
 def test_default_profile_keeps_gpu_numerics_it_was_not_calibrated_for_off(monkeypatch):
     import torch
 
-    from pa3.profiles import setup_notebook
+    from pa3.notebook_setup import setup_notebook
+
+    from pa3.device import resolve_amp
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.delenv("PA3_AMP", raising=False)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
     threads = torch.get_num_threads()
     try:
-        setup_notebook("default")
-        assert os.environ["PA3_AMP"] == "off" and not torch.backends.cudnn.allow_tf32
-        assert not torch.backends.cuda.matmul.allow_tf32
+        profile = setup_notebook("default")
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        config = experiments.make_config("baseline", profile)
+        assert config.amp == "cpu_bf16" and resolve_amp(config.amp, torch.device("cuda")) is None  # fp32 on a GPU
+        assert "PA3_AMP" not in os.environ  # nothing travels through the environment
     finally:
-        os.environ.pop("PA3_AMP", None)
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)

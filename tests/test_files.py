@@ -25,7 +25,8 @@ from helpers import make_fake_cityscapes
 from pa3 import checkpoint, engine, experiments, grading, models, official_eval, synthetic
 from pa3.models import weights
 from pa3.cli import main
-from pa3.data import CityscapesSegmentation, DatasetError, class_frequencies, find_pairs, read_csv_list
+from pa3.data import CityscapesSegmentation, class_frequencies
+from pa3.layout import DatasetError, find_pairs, read_csv_list
 from pa3.config import TrainConfig
 from pa3.files import BadFileError
 from pa3.profiles import PROFILES
@@ -322,7 +323,7 @@ def _class_frequencies(tmp_path):
 def _synthetic_stamp(tmp_path):
     config = synthetic.SyntheticConfig(n_train=1, n_val=1, n_test=1, height=32, width=64)
     root = synthetic.generate(tmp_path / "syn", config, workers=1, progress=False)
-    return root / synthetic.STAMP_NAME, lambda: (synthetic.ensure_synthetic(root, config), synthetic.checksums(root))[1]
+    return root / synthetic.SYNTHETIC_STAMP, lambda: (synthetic.ensure_synthetic(root, config), synthetic.checksums(root))[1]
 
 
 # derived file -> (setup(tmp_path) -> (file to damage, read it), what the line says)

@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import tiny_fit
 from pa3.checkpoint import load_checkpoint
-from pa3.device import resolve_amp
-from pa3.engine import evaluate, predict, train_one_epoch
+from pa3.engine import Training, train_one_epoch
+from pa3.inference import evaluate, predict
 from test_engine import start_until_step_6, state_equal
 
 CPU = torch.device("cpu")
@@ -60,8 +60,8 @@ def test_overflowing_step_is_skipped_and_the_scale_drops():
 
     original_update = scaler.update
     scaler.update = lambda *a, **k: (original_update(*a, **k), after_step())
-    train_one_epoch(model, nn.CrossEntropyLoss(ignore_index=255), optimizer, loader, CPU, 1, scaler=scaler,
-                    amp_dtype=torch.float16)
+    train_one_epoch(Training(model, nn.CrossEntropyLoss(ignore_index=255), optimizer, CPU, scaler=scaler,
+                             amp_dtype=torch.float16), loader, 1)
     assert scales == [2.0**10, 2.0**9, 2.0**9]  # the overflow halves the scale (growth needs 2000 good steps)
     assert steps == [1, 1, 2]  # Adam skipped the poisoned step
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[1], weights[2])
@@ -97,5 +97,5 @@ def test_evaluate_and_predict_under_fp16():
     dtypes = []
     model.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
     assert torch.equal(predict(model, images, amp="fp16"), masks)
-    metrics = evaluate(model, DataLoader(TensorDataset(images, masks), batch_size=2), 3, amp_dtype=resolve_amp("fp16", CPU))
+    metrics = evaluate(model, DataLoader(TensorDataset(images, masks), batch_size=2), 3, amp="fp16")
     assert metrics["miou"] == 1.0 and dtypes == [torch.float16] * 3

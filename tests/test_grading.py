@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pa3 import grading, labels
-from pa3.profiles import get_profile
+from pa3.notebook_setup import get_profile
 
 
 def _metrics(miou, building=0.6):

@@ -14,7 +14,8 @@ from pa3.engine import fit
 from pa3.losses import build_loss
 from pa3.memory import HEADROOM, InsufficientMemoryError, count_saved_tensors, estimate_memory
 from pa3.models import MODELS, build_model, checkpoint_blocks
-from pa3.profiles import GPUS, PROFILES
+from pa3.costs import GPUS
+from pa3.profiles import PROFILES
 
 GPU_PROFILES = [name for name, profile in PROFILES.items() if profile.gpu]
 
@@ -66,38 +67,38 @@ def test_checkpointing_counts_kept_inputs_and_one_recomputed_block():
     assert len(saved.inside) == len(checkpoint_blocks(model)) and saved.outside < plain.outside
     assert saved.checkpointed == saved.outside + max(saved.inside) < plain.total
     full = estimate_memory("unet_aspp", 2, (512, 1024), "fp16")
-    checkpointed = estimate_memory("unet_aspp", 2, (512, 1024), "fp16", checkpointing=True)
+    checkpointed = estimate_memory("unet_aspp", 2, (512, 1024), "fp16", activation_checkpointing=True)
     assert checkpointed.activations < 0.7 * full.activations and checkpointed.weights == full.weights
 
 
 @pytest.mark.parametrize("profile_name", GPU_PROFILES)
 def test_every_model_fits_its_profiles_gpu(profile_name):
     """Each model's budget under a GPU profile fits HEADROOM of that GPU's memory, by pa3's estimate."""
-    from pa3.profiles import estimate_memory as profile_estimate
+    from pa3.costs import training_memory
 
     profile = PROFILES[profile_name]
     target = HEADROOM * GPUS[profile.gpu].memory_gib
     for name in MODELS:
-        estimate = profile_estimate(profile, name)
+        estimate = training_memory(profile, name)
         assert estimate.gib <= target, f"{profile_name}: {estimate} exceeds {target:.1f} GiB"
 
 
 @pytest.mark.parametrize("profile_name, model, bigger", [
     ("colab_report", "unet", dict(batch=8)), ("colab_report", "deeplabv3", dict(batch=8)),
     ("colab_report", "resnet101_aspp", dict(batch=8)),
-    ("colab_report", "unet_aspp", dict(batch=2, checkpointing=False)),
+    ("colab_report", "unet_aspp", dict(batch=2, activation_checkpointing=False)),
     ("full", "unet_aspp", dict(batch=8)), ("colab", "unet_aspp", dict(batch=8)),
     ("camvid_gpu", "unet_aspp", dict(batch=8)),
 ])
 def test_profile_splits_are_needed(profile_name, model, bigger):
     """The profiles split a batch (or checkpoint) only where the next larger setting does not fit."""
     profile = PROFILES[profile_name]
-    budget = profile.budget(model)
-    setting = dict(batch=budget.batch_size // budget.accumulation_steps, checkpointing=budget.checkpointing)
+    config = profile.config_for(model)
+    setting = dict(batch=config.batch_size // config.accumulation_steps, activation_checkpointing=config.activation_checkpointing)
     setting.update(bigger)
     gpu = GPUS[profile.gpu]
-    estimate = estimate_memory(model, setting["batch"], (profile.height, profile.width), gpu.precision,
-                               setting["checkpointing"])
+    estimate = estimate_memory(model, setting["batch"], (config.height, config.width), gpu.precision,
+                               setting["activation_checkpointing"])
     assert estimate.gib > HEADROOM * gpu.memory_gib
 
 
@@ -119,7 +120,7 @@ def test_refusal_names_estimate_device_memory_and_a_fitting_setting(monkeypatch)
     assert "Fix: set accumulation_steps=2 in the TrainConfig (--accumulation-steps 2 on the command line)" in message
     fitting = unet_config(accumulation_steps=2)
     assert memory.check_fits(fitting, cuda, 19, "fp16").gib < 14.7
-    with pytest.raises(InsufficientMemoryError, match=r"accumulation_steps=4 and checkpointing=True"):
+    with pytest.raises(InsufficientMemoryError, match=r"accumulation_steps=4 and activation_checkpointing=True"):
         memory.check_fits(dataclasses.replace(fitting, model="unet_aspp"), cuda, 19, "fp16")
     monkeypatch.setattr(memory, "device_memory", lambda device: 2**30)
     with pytest.raises(InsufficientMemoryError, match="nothing fits at 512x1024.*smaller height/width"):

@@ -212,13 +212,13 @@ def test_checkpointing_leaves_gradients_and_running_stats_unchanged(name, no_net
     """Activation checkpointing recomputes the blocks in backward: the same gradients (dropout replays its
     masks), BatchNorm running stats updated once (restored after the recomputation), the same state dict
     keys and evaluation outputs; switching it off restores the plain forward."""
-    from pa3.models import checkpoint_blocks, set_checkpointing
+    from pa3.models import checkpoint_blocks, set_activation_checkpointing
 
     kwargs = {"dropout": 0.1} if name in ("resnet101_aspp", "unet_aspp") else {}
     torch.manual_seed(0)
     plain = build_model(name, 5, **kwargs)
     checkpointed = copy.deepcopy(plain)
-    assert set_checkpointing(checkpointed) is checkpointed
+    assert set_activation_checkpointing(checkpointed) is checkpointed
     x = torch.randn(2, 3, 32, 64)
     for model in (plain, checkpointed):
         torch.manual_seed(1)  # the same dropout masks in both forwards
@@ -231,5 +231,5 @@ def test_checkpointing_leaves_gradients_and_running_stats_unchanged(name, no_net
         assert torch.equal(state[key], state_checkpointed[key]), key
     with torch.no_grad():
         assert torch.equal(plain.eval()(x), checkpointed.eval()(x))
-    set_checkpointing(checkpointed, False)
+    set_activation_checkpointing(checkpointed, False)
     assert all("forward" not in vars(block) for block in checkpoint_blocks(checkpointed))

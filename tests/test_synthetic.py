@@ -128,12 +128,12 @@ def test_generate_refuses_a_folder_it_did_not_write(tmp_path):
         generate(real, TINY, workers=1, progress=False)
     with pytest.raises(FileExistsError):
         ensure_synthetic(real, TINY)
-    assert label.read_bytes() == b"not ours" and not (real / synthetic.STAMP_NAME).exists()
+    assert label.read_bytes() == b"not ours" and not (real / synthetic.SYNTHETIC_STAMP).exists()
 
 
 def test_interrupted_generation_is_redone(tmp_path):
     root = generate(tmp_path / "syn", TINY, workers=1, progress=False)
-    stamp = root / synthetic.STAMP_NAME
+    stamp = root / synthetic.SYNTHETIC_STAMP
     # as a run killed mid-way leaves it: the stamp says incomplete, some files are missing
     stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "complete": False}))
     victim = next((root / "gtFine").rglob("*_gtFine_labelIds.png"))

@@ -5,11 +5,10 @@ import json
 
 import pytest
 
-from helpers import make_fake_cityscapes
+from helpers import make_fake_cityscapes, small_profile
 from pa3 import experiments
 from pa3.cli import main
 from pa3.config import TrainConfig
-from pa3.profiles import PROFILES, Budget
 from pa3.train import class_weights_for, datasets, train
 
 
@@ -21,12 +20,13 @@ def root(tmp_path, monkeypatch):
 
 def test_cli_and_experiment_train_the_same_run(root, tmp_path):
     """`pa3 train` with an experiment's settings writes the same config.json and the same metrics."""
-    profile = dataclasses.replace(PROFILES["default"], data_root=str(root), height=32, width=64,
-                                  budgets={"default": Budget(1, 2, 2)}, runs_dir=str(tmp_path / "runs"))
+    profile = small_profile("default", root, tmp_path / "runs", height=32, width=64, epochs=1, max_steps_per_epoch=2,
+                            batch_size=2)
     folder = experiments.run_experiment("weighted", profile)
     cli_run = tmp_path / "cli"
     assert main(["train", "--data", str(root), "--height", "32", "--width", "64", "--batch-size", "2",
                  "--epochs", "1", "--max-steps-per-epoch", "2", "--loss", "weighted_ce", "--lr-schedule", "poly",
+                 "--amp", "cpu_bf16", "--threads", "1",
                  "--run-dir", str(cli_run)]) == 0
     config = json.loads((folder / "config.json").read_text())
     assert json.loads((cli_run / "config.json").read_text()) == config
@@ -36,7 +36,7 @@ def test_cli_and_experiment_train_the_same_run(root, tmp_path):
 
 def test_datasets_and_class_weights_follow_the_config(root):
     config = TrainConfig(model="fcn", height=32, width=64, data_root=str(root), loss="weighted_ce")
-    train_set, val_set = datasets(config, val_limit=2)
+    train_set, val_set = datasets(dataclasses.replace(config, val_limit=2))
     assert (len(train_set), len(val_set)) == (4, 2) and train_set.size == val_set.size == (32, 64)
     weights = class_weights_for(config)
     assert len(weights) == 19 and weights == [round(w, 6) for w in weights] and min(weights) == 0.0  # absent classes

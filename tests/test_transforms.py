@@ -227,8 +227,8 @@ def test_augmentation_is_reproducible_from_torch_seed_only():
 @pytest.mark.parametrize("kwargs", [{}, {"rotation": 0.0}, {"color_jitter": 0.0, "rotation": 0.0}])
 def test_uint8_output_is_the_rounded_float_output(kwargs):
     """normalize=False (what loaders use) gives the same sample, rounded to uint8, with a uint8 mask;
-    engine.to_device turns the batch back into what the model takes."""
-    from pa3.engine import to_device
+    inference.to_device turns the batch back into what the model takes."""
+    from pa3.inference import to_device
 
     image, mask = smooth_image(), scene()[1]
     torch.manual_seed(7)

@@ -27,7 +27,7 @@ The package, one file per architecture next to its table: ``fcn`` (Table 1), ``u
 ``counting`` (parameters, FLOPs, layer table), ``checkpointing`` (activation checkpointing).
 """
 from pa3.models.aspp import ASPP, ResNet101ASPP, UNetASPP
-from pa3.models.checkpointing import checkpoint_blocks, set_checkpointing
+from pa3.models.activation_checkpointing import checkpoint_blocks, set_activation_checkpointing
 from pa3.models.counting import count_flops, count_parameters, summary
 from pa3.models.deeplabv3 import DeepLabV3
 from pa3.models.fcn import FCN
@@ -41,4 +41,4 @@ from pa3.models.weights import WeightsUnavailable
 __all__ = ["ASPP", "DeepLabV3", "FCN", "MODELS", "ResNet101ASPP", "ResNet50Deconv", "ResNetTrunk", "SIZE_MULTIPLE",
            "SegmentationModel", "UNet", "UNetASPP", "WeightsUnavailable", "build_model", "check_input_size",
            "checkpoint_blocks", "conv_bn_relu", "count_flops", "count_parameters", "deconv_bn_relu",
-           "pretrained_source", "set_checkpointing", "summary", "xavier_init_"]
+           "pretrained_source", "set_activation_checkpointing", "summary", "xavier_init_"]

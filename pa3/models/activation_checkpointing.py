@@ -11,16 +11,16 @@ from pa3.models.registry import MODELS
 
 
 def checkpoint_blocks(model):
-    """The blocks of a pa3 model that ``set_checkpointing`` checkpoints: U-Net blocks (and U-Net+ASPP's
+    """The blocks of a pa3 model that ``set_activation_checkpointing`` checkpoints: U-Net blocks (and U-Net+ASPP's
     two full-size ASPPs), ResNet bottlenecks, ASPP heads, FCN layers."""
     blocks = model.checkpoint_blocks() if isinstance(model, SegmentationModel) else []
     if not blocks:
         raise ValueError(f"{type(model).__name__} names no blocks to checkpoint: activation checkpointing is "
-                         f"available for pa3's registered models ({', '.join(MODELS)}); use checkpointing=False")
+                         f"available for pa3's registered models ({', '.join(MODELS)}); use activation_checkpointing=False")
     return blocks
 
 
-def set_checkpointing(model, enabled=True):
+def set_activation_checkpointing(model, enabled=True):
     """Run the model's ``checkpoint_blocks`` under activation checkpointing (or back to normal).
 
     A checkpointed block keeps only its input for backward and recomputes its activations there

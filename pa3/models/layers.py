@@ -36,7 +36,7 @@ class SegmentationModel(nn.Module):
 
     ``min_train_batch = 2`` marks models with an image-pooling branch (ASPP): BatchNorm over a 1x1
     map cannot train on a single image. ``checkpoint_blocks()`` lists the blocks that
-    :func:`set_checkpointing` runs under activation checkpointing.
+    :func:`set_activation_checkpointing` runs under activation checkpointing.
     """
 
     name = "model"  # the registry name (MODELS, TrainConfig.model)

@@ -24,22 +24,22 @@ The files, by concept; each imports only from those above it:
 - ``placement.py``: where cars, people, cyclists, trees and poles go.
 - ``photograph.py``: texture, lighting, blur and sensor noise.
 - ``scene.py``: ``render_scene``, the list of painting steps.
-- ``dataset.py``: ``SyntheticConfig``, ``generate``, ``ensure_synthetic``, ``default_root``, the stamp.
+- ``dataset.py``: ``SyntheticConfig``, ``generate``, ``ensure_synthetic``, ``default_synthetic_root``, the stamp.
 - ``manifest.py``: ``MANIFEST``, ``checksums``, ``write_manifest``, ``read_manifest``.
 """
 from __future__ import annotations
 
 from .classes import (BICYCLE, BORDER, BUILDING, CAR, EGO, FENCE, LIGHT, OUT_OF_ROI, PERSON, POLE, RIDER, ROAD,
                       SIDEWALK, SIGN, SKY, TERRAIN, VEGETATION, WALL)
-from .dataset import (CITIES, FRAME, GENERATOR_VERSION, SPLITS, STAMP_NAME, SyntheticConfig, default_root,
+from .dataset import (CITIES, FRAME, GENERATOR_VERSION, SYNTHETIC_STAMP, SyntheticConfig, default_synthetic_root,
                       ensure_synthetic, generate)
 from .manifest import MANIFEST, checksums, read_manifest, write_manifest
 from .scene import render_scene
 
 __all__ = [
-    "GENERATOR_VERSION", "STAMP_NAME", "SPLITS", "FRAME", "CITIES",
+    "GENERATOR_VERSION", "SYNTHETIC_STAMP", "FRAME", "CITIES",
     "EGO", "BORDER", "OUT_OF_ROI", "ROAD", "SIDEWALK", "BUILDING", "WALL", "FENCE", "POLE", "LIGHT", "SIGN",
     "VEGETATION", "TERRAIN", "SKY", "PERSON", "RIDER", "CAR", "BICYCLE",
-    "SyntheticConfig", "render_scene", "default_root", "generate", "ensure_synthetic",
+    "SyntheticConfig", "render_scene", "default_synthetic_root", "generate", "ensure_synthetic",
     "MANIFEST", "checksums", "write_manifest", "read_manifest",
 ]

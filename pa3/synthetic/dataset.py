@@ -1,6 +1,6 @@
 """The dataset on disk: what to generate (``SyntheticConfig``, splits, cities), the files of one
 frame in the Cityscapes layout, ``generate`` (every split, in worker processes), the stamp
-``pa3_synthetic.json`` that marks a folder as pa3's, ``default_root`` and ``ensure_synthetic`` (reuse or
+``pa3_synthetic.json`` that marks a folder as pa3's, ``default_synthetic_root`` and ``ensure_synthetic`` (reuse or
 regenerate).
 """
 from __future__ import annotations
@@ -16,14 +16,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from .. import labels, project_dir, short_path
+from ..layout import SPLITS
 from ..files import BadFileError, read_json, remove, write_json
 from .classes import _NAMES
 from .scene import render_scene
 
 
 GENERATOR_VERSION = 2  # 2: the sky gradient no longer depends on the CPU's SIMD features
-STAMP_NAME = "pa3_synthetic.json"
-SPLITS = ("train", "val", "test")
+SYNTHETIC_STAMP = "pa3_synthetic.json"
 CITIES = {
     "train": ("aachen_syn", "bochum_syn", "bremen_syn", "cologne_syn", "darmstadt_syn"),
     "val": ("frankfurt_syn", "lindau_syn", "munster_syn"),
@@ -94,7 +94,7 @@ def _stamp(config):
     return {"generator_version": GENERATOR_VERSION, "config": asdict(config)}
 
 
-def default_root() -> Path:
+def default_synthetic_root() -> Path:
     """Where the synthetic set lives by default: ``data/synthetic`` of ``pa3.project_dir()``."""
     return project_dir() / "data" / "synthetic"
 
@@ -116,16 +116,16 @@ def generate(root, config=None, workers=2, progress=True) -> Path:
     config = config or SyntheticConfig()
     root = Path(root)
     foreign = [sub for sub in ("leftImg8bit", "gtFine") if (root / sub).exists()]
-    if foreign and not (root / STAMP_NAME).exists():
+    if foreign and not (root / SYNTHETIC_STAMP).exists():
         raise FileExistsError(
-            f"{root} already holds {' and '.join(s + '/' for s in foreign)} but no {STAMP_NAME}: it is not a "
+            f"{root} already holds {' and '.join(s + '/' for s in foreign)} but no {SYNTHETIC_STAMP}: it is not a "
             "synthetic set written by pa3 (real Cityscapes?), and generating here would delete it. Choose an "
             "empty folder (python -m pa3 generate --root NEW_FOLDER), or delete it yourself first.")
     root.mkdir(parents=True, exist_ok=True)
-    remove(root / STAMP_NAME)  # a damaged stamp (even a folder or an unreadable file) is replaced
+    remove(root / SYNTHETIC_STAMP)  # a damaged stamp (even a folder or an unreadable file) is replaced
     # the stamp marks the folder as pa3's from the start; "complete" is only dropped at the end, so an
     # interrupted run never matches ensure_synthetic's check and is regenerated
-    write_json(root / STAMP_NAME, {**_stamp(config), "complete": False})
+    write_json(root / SYNTHETIC_STAMP, {**_stamp(config), "complete": False})
     for sub in ("leftImg8bit", "gtFine"):
         shutil.rmtree(root / sub, ignore_errors=True)
     tasks = _tasks(root, config)
@@ -143,7 +143,7 @@ def generate(root, config=None, workers=2, progress=True) -> Path:
             _write_one(task)
             bar.update()
     bar.close()
-    write_json(root / STAMP_NAME, _stamp(config))
+    write_json(root / SYNTHETIC_STAMP, _stamp(config))
     return root
 
 
@@ -161,15 +161,15 @@ def ensure_synthetic(root=None, config=None) -> Path:
     """Return the synthetic set's root, generating it only if missing, damaged or made with another config/version.
 
     Args:
-        root: dataset root (default ``default_root()``, i.e. <repo>/data/synthetic).
+        root: dataset root (default ``default_synthetic_root()``, i.e. <repo>/data/synthetic).
         config: SyntheticConfig (default: SyntheticConfig()).
     Returns:
         root as a Path. Prints one line saying where the data is and whether it was generated or reused,
         after one line saying why when a damaged or incomplete set is regenerated.
     """
     config = config or SyntheticConfig()
-    root = Path(root) if root is not None else default_root()
-    current, problem = _read_stamp(root / STAMP_NAME)
+    root = Path(root) if root is not None else default_synthetic_root()
+    current, problem = _read_stamp(root / SYNTHETIC_STAMP)
     n = config.n_train + config.n_val + config.n_test
     size = f"{n} images at {config.height}x{config.width}"
     complete = (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir()
@@ -181,7 +181,7 @@ def ensure_synthetic(root=None, config=None) -> Path:
     elif current is not None and current.get("complete") is False:
         problem = "says an earlier generation was interrupted"
     if problem:  # derived data: regenerated, never used damaged, and never silently
-        print(f"{short_path(root / STAMP_NAME)} {problem}; regenerating the synthetic set")
+        print(f"{short_path(root / SYNTHETIC_STAMP)} {problem}; regenerating the synthetic set")
     generate(root, config)
     print(f"Synthetic Cityscapes data generated at {short_path(root)} ({size}, seed {config.seed})")
     return root

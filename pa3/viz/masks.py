@@ -17,7 +17,7 @@ def colorize(index_map, label_space="trainId"):
     Returns:
         np.ndarray uint8 (..., H, W, 3).
     """
-    return labels.colorize(_np(index_map), label_space)
+    return labels.to_rgb(_np(index_map), label_space)
 
 
 def overlay(image, index_map, label_space="trainId", alpha=0.5):

@@ -19,7 +19,7 @@ def results_table(metrics_by_model, *, classes=REPORT_CLASSES):
 
     Args:
         metrics_by_model: {model name: metrics dict with "iou" ({class name: IoU}), "miou" and "pixel_acc"
-            (fractions; None or NaN where missing)}, e.g. from ``pa3.engine.evaluate`` or a run folder's
+            (fractions; None or NaN where missing)}, e.g. from ``pa3.inference.evaluate`` or a run folder's
             metrics.json; row order = insertion order.
         classes: class names to tabulate (report's five by default).
     Returns:
