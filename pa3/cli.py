@@ -162,7 +162,7 @@ def cmd_generate(args):
 
 
 def cmd_check(args):
-    from pa3.check import check_dataset
+    from pa3.dataset_check import check_dataset
 
     report = check_dataset(args.root, splits=args.splits, label_file=args.label_file)
     print(report)

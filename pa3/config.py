@@ -73,7 +73,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """Build a config from a dict (e.g. config.json); unknown keys are an error, missing keys default."""
+        """Build a config from a dict (e.g. config.json); unknown keys are an error, renamed ones are taken under
+        their new names, missing keys default."""
+        values = {RENAMED_FIELDS.get(key, key): value for key, value in values.items()}
         valid = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - valid)
         if unknown:
@@ -81,11 +83,15 @@ class TrainConfig:
         return cls(**values)
 
 
+RENAMED_FIELDS = {"checkpointing": "activation_checkpointing"}  # old name -> name now
+
+
 def upgrade_config_dict(saved):
-    """A saved config dict (config.json, a checkpoint's "config") with the default of every TrainConfig field
-    added since it was written: runs from before a new field compare equal to a config that leaves it at its
-    default (such fields default to the behaviour that produced those runs)."""
-    return {**TrainConfig().to_dict(), **saved}
+    """A saved config dict (config.json, a checkpoint's "config") with renamed fields under their new names and
+    the default of every TrainConfig field added since it was written: runs from before a new field compare
+    equal to a config that leaves it at its default (such fields default to the behaviour that produced them)."""
+    renamed = {RENAMED_FIELDS.get(key, key): value for key, value in saved.items()}
+    return {**TrainConfig().to_dict(), **renamed}
 
 
 def check_resumable(saved, config, path):

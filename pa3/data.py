@@ -1,5 +1,5 @@
 """Cityscapes data: the Dataset, class frequencies and the DataLoader factory. The file layout, pairing and CSV
-lists are ``pa3.layout``; the dataset checker is ``pa3.check``; the resized cache
+lists are ``pa3.layout``; the dataset checker is ``pa3.dataset_check``; the resized cache
 the Dataset keeps is ``pa3.cache``.
 
 The same code reads real Cityscapes and the embedded synthetic set, because both use the real layout::

@@ -1,7 +1,6 @@
 """The Cityscapes layout: where a root keeps its frames, how images and labels are paired (by their
 ``<city>_<seq>_<frame>`` stem, never by sort order), course-kit CSV lists, and the rules for label values.
-``pa3.data`` (the Dataset) and ``pa3.check`` (the checker) build on it; its names are importable from
-``pa3.data`` too.
+``pa3.data`` (the Dataset) and ``pa3.dataset_check`` (the checker) build on it.
 
     ROOT/leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png
     ROOT/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png

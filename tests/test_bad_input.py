@@ -62,7 +62,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from helpers import make_fake_cityscapes
 from pa3 import checkpoint, engine, labels
 from pa3.cli import build_parser, main
-from pa3.check import check_dataset
+from pa3.dataset_check import check_dataset
 from pa3.data import CityscapesSegmentation
 from pa3.layout import DatasetError, find_pairs, read_csv_list
 from pa3.config import TrainConfig

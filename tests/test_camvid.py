@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from pa3 import camvid, labels
-from pa3.check import check_dataset
+from pa3.dataset_check import check_dataset
 from pa3.cli import main
 from pa3.data import CityscapesSegmentation, make_loader
 

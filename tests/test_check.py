@@ -1,4 +1,4 @@
-"""Tests of pa3.check: the dataset checker accepts good roots and names every problem with its fix.
+"""Tests of pa3.dataset_check: the dataset checker accepts good roots and names every problem with its fix.
 (tests/test_data.py::test_checker_and_dataset_catch_one_bad_input holds the checker and the Dataset to the
 same label rules.)"""
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from helpers import make_fake_cityscapes
-from pa3.check import check_dataset
+from pa3.dataset_check import check_dataset
 from pa3.layout import DatasetError, find_pairs
 
 

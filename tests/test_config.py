@@ -1,7 +1,7 @@
 """Tests of pa3.config: TrainConfig round trips, refuses what cannot run, and decides what may resume."""
 import pytest
 
-from pa3.config import TrainConfig, check_resumable
+from pa3.config import TrainConfig, check_resumable, upgrade_config_dict
 
 
 def test_config_round_trip_and_unknown_keys():
@@ -32,3 +32,11 @@ def test_only_resumable_fields_may_change_on_resume(tmp_path):
     check_resumable(saved, TrainConfig(model="fcn", epochs=10, max_minutes=5.0), tmp_path / "last.pt")  # longer: fine
     with pytest.raises(ValueError, match=r"cannot resume .*last.pt.*lr: saved 0.001, now 0.01.*--force"):
         check_resumable(saved, TrainConfig(model="fcn", epochs=3, lr=0.01), tmp_path / "last.pt")
+
+
+def test_a_config_saved_before_a_rename_loads_under_the_new_name():
+    saved = {k: v for k, v in TrainConfig(activation_checkpointing=True).to_dict().items()
+             if k != "activation_checkpointing"}
+    saved["checkpointing"] = True  # config.json and checkpoints written before the rename
+    assert TrainConfig.from_dict(saved).activation_checkpointing
+    assert upgrade_config_dict(saved) == TrainConfig(activation_checkpointing=True).to_dict()

@@ -8,7 +8,7 @@ from PIL import Image
 
 from helpers import make_fake_cityscapes
 from pa3 import labels
-from pa3.check import check_dataset
+from pa3.dataset_check import check_dataset
 from pa3.data import CityscapesSegmentation, class_frequencies, make_loader
 from pa3.layout import DatasetError, default_data_root, find_pairs, read_csv_list
 from pa3.transforms import denormalize

@@ -1,5 +1,6 @@
 """Profiles and the report's experiments: train once into a run folder, reuse it afterwards."""
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -73,6 +74,12 @@ def test_run_once_then_reuse(tiny_profile, capsys):
     assert all(isinstance(v, float) for v in metrics["iou"].values())  # NaN for absent classes, not None
     changed = dataclasses.replace(tiny_profile, models={"fcn": dict(epochs=2)})
     assert not experiments.is_complete("baseline", changed)  # another config is not "finished"
+    # what changes a result lives in config.json, so is_complete sees it: precision, threads, the val limit
+    saved = json.loads((folder / "config.json").read_text())
+    assert (saved["amp"], saved["threads"], saved["val_limit"]) == ("cpu_bf16", 1, None)
+    for change in (dict(amp="off"), dict(threads=2), dict(val_limit=5)):
+        other = dataclasses.replace(tiny_profile, config=dataclasses.replace(tiny_profile.config, **change))
+        assert not experiments.is_complete("baseline", other), change
 
 
 def test_report_images_are_test_positions_1_2_4_9(tiny_profile):
@@ -84,8 +91,6 @@ def test_report_images_are_test_positions_1_2_4_9(tiny_profile):
 
 def test_run_saved_before_new_config_fields_is_still_complete(tiny_profile):
     """A run folder whose config.json predates accumulation_steps/checkpointing is reused, not retrained."""
-    import json
-
     folder = experiments.run_experiment("baseline", tiny_profile)
     saved = json.loads((folder / "config.json").read_text())
     for key in ("accumulation_steps", "activation_checkpointing"):

@@ -24,7 +24,7 @@ torchvision's ImageNet (or, for ``deeplabv3``, COCO) weights into ``torch.hub.ge
 The package, one file per architecture next to its table: ``fcn`` (Table 1), ``unet`` (Table 2),
 ``resnet50_deconv`` (Table 3), ``aspp`` (Table 4: the ASPP block, ResNet-101 + ASPP, U-Net + ASPP), ``deeplabv3``;
 ``layers`` (what they share), ``weights`` (pretrained weights), ``registry`` (``MODELS``, ``build_model``),
-``counting`` (parameters, FLOPs, layer table), ``checkpointing`` (activation checkpointing).
+``counting`` (parameters, FLOPs, layer table), ``activation_checkpointing`` (recomputing blocks in backward).
 """
 from pa3.models.aspp import ASPP, ResNet101ASPP, UNetASPP
 from pa3.models.activation_checkpointing import checkpoint_blocks, set_activation_checkpointing
