@@ -12,7 +12,7 @@ import pytest
 
 from pa3 import project_dir
 from pa3.assignment import TASKS, TOTAL_POINTS
-from pa3.assignment.check import CHECKS_DIR, run_checks, write_helpers
+from pa3.assignment.check import CHECKS_DIR, run_checks, write_pytest_helpers
 from pa3.assignment.grade import graded_checks
 from pa3.assignment.regions import BEGIN, END, STUB, RegionError, fill_stubs, find_regions, solution_regions, stub_regions
 from pa3.assignment.release import HIDDEN, fill_from_solution, release
@@ -95,7 +95,7 @@ def test_release_refuses_a_folder_with_files(tmp_path):
 
 
 def test_student_edition_fails_exactly_the_task_checks(edition, tmp_path):
-    results, finished = run_checks(list(TASKS), edition, write_helpers(tmp_path), timeout=300)
+    results, finished = run_checks(list(TASKS), edition, write_pytest_helpers(tmp_path), timeout=300)
     assert set(results) == set(TASKS), finished.output[-2000:]
     for number, (passed, failures) in results.items():
         assert not passed
@@ -105,7 +105,7 @@ def test_student_edition_fails_exactly_the_task_checks(edition, tmp_path):
 
 
 def test_solution_passes_every_public_and_graded_check(tmp_path):
-    results, finished = run_checks(list(TASKS), REPO, write_helpers(tmp_path / "helpers"), timeout=300)
+    results, finished = run_checks(list(TASKS), REPO, write_pytest_helpers(tmp_path / "helpers"), timeout=300)
     assert {n: r[0] for n, r in results.items()} == {n: True for n in TASKS}, results
     solution = tmp_path / "solution"
     shutil.copytree(REPO / "pa3", solution / "pa3", ignore=shutil.ignore_patterns("__pycache__"))
@@ -127,14 +127,14 @@ def test_a_stub_fails_its_public_check_by_name(edition, tmp_path):
     answers = solution_regions((REPO / "pa3" / "losses.py").read_text())
     answers[3] = [line for line in text.splitlines(keepends=True) if "Task 3 (" in line]  # Dice left undone
     losses.write_text(fill_stubs(text, answers))
-    results, _ = run_checks([2, 3], partial, write_helpers(tmp_path / "helpers"), timeout=300)
+    results, _ = run_checks([2, 3], partial, write_pytest_helpers(tmp_path / "helpers"), timeout=300)
     assert results[2][0] and not results[3][0]
     assert all("not implemented yet (Task 3: Dice loss)" in message for _, message in results[3][1])
 
 
 def test_provided_parts_run_in_the_student_edition(edition, tmp_path):
     """Notebook 01's training runs in the student edition as released: the baseline trains; IoU is NaN (Task 1)."""
-    script = ("import dataclasses, json; from pa3.profiles import setup_notebook; "
+    script = ("import dataclasses, json; from pa3.notebook_setup import setup_notebook; "
               "from pa3.experiments import run_experiment, run_dir; "
               "p = setup_notebook('grading'); "
               f"p = dataclasses.replace(p, runs_dir={str(tmp_path / 'runs')!r}); "

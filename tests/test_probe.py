@@ -11,13 +11,13 @@ from torch import nn
 
 import pa3.models
 from pa3.assignment import probe as P
-from pa3.assignment.runner import decode, encode
+from pa3.assignment.runner import from_json_value, to_json_value
 from pa3.models import ASPP, ResNet101ASPP, UNet
 
 
 def _as_sent(observation):
     """An observation as it comes back from the sandbox: encoded, a JSON line, decoded."""
-    return decode(json.loads(json.dumps(encode(observation))))
+    return from_json_value(json.loads(json.dumps(to_json_value(observation))))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_observations_hold_values_only(refs):
     for name, seen in refs.items():
         assert seen["seed"] == 0 and seen["params"] and seen["layers"] and torch.is_tensor(seen["output"])
         assert all(summary[2].numel() <= P.SAMPLE for *_, summary in seen["layers"])
-        assert len(json.dumps(encode(seen))) < 16e6  # sampled activations and shapes, no weights
+        assert len(json.dumps(to_json_value(seen))) < 16e6  # sampled activations and shapes, no weights
 
 
 @pytest.mark.parametrize("name", list(P.REFERENCES))

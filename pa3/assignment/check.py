@@ -1,9 +1,10 @@
 """The public task checks: ``python -m pa3 assignment check`` (students), and ``run`` and ``pack``.
 
 The public checks are plain pytest files, ``checks/public/test_task<N>.py`` (grading uses the graded checks of
-``checks/hidden``, judged outside a sandbox: ``pa3.assignment.grade``). They run in a fresh process whose ``PYTHONPATH`` starts with the folder whose ``pa3`` is under test, with an
-empty pytest configuration (no conftest, no nbval options) and pytest's importlib mode, so the check files
-import that ``pa3`` and nothing else.
+``checks/hidden``, judged outside a sandbox: ``pa3.assignment.grade``). They run in a fresh process whose
+``PYTHONPATH`` starts with the folder whose ``pa3`` is under test, with an empty pytest configuration (no conftest,
+no nbval options) and pytest's importlib mode, so the check files import that ``pa3`` and nothing else; the report
+plugin gets its file and that folder as options (``--grade-report``, ``--code-root``).
 """
 import dataclasses
 import json
@@ -16,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 from pa3 import project_dir
-from pa3.assignment.processes import PLUGIN_FILE, PLUGIN_NAME, read_verdicts, run_limited
+from pa3.assignment.processes import PLUGIN_FILE, PLUGIN_NAME, child_env, read_verdicts, run_limited, whole_env
 from pa3.assignment.report_plugin import ANSI  # the report plugin's colour-code pattern
 from pa3.assignment.steps import QUIET
 from pa3.assignment.tasks import TASKS
@@ -27,22 +28,19 @@ LEFT_OUT = {".venv", "venv", "runs", "data", "figures", "__pycache__", ".git", "
 NOT_IMPLEMENTED = re.compile(r"NotImplementedError: (Task (\d+)) \(")
 
 
-def check_files(task, kinds=("public",), checks_dir=CHECKS_DIR):
-    """The pytest check files of ``task`` (of each of ``kinds``, where present)."""
-    files = [Path(checks_dir) / kind / f"test_task{task}.py" for kind in kinds]
-    return [f for f in files if f.is_file()]
+def check_files(task, checks_dir=CHECKS_DIR):
+    """The public pytest check file of ``task``, in a list (empty where it has none)."""
+    path = Path(checks_dir) / "public" / f"test_task{task}.py"
+    return [path] if path.is_file() else []
 
 
-def pytest_env(code_root, helper_dir, report_path, extra=None):
+def pytest_env(code_root, helper_dir):
     """The environment the checked code runs in: its ``pa3`` first on the path, the helpers (the report plugin)
     after."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PA3_") and k != "PYTHONPATH"}
-    env.update({"PYTHONPATH": os.pathsep.join([str(code_root), str(helper_dir)]), "PA3_HOME": str(code_root),
-                "PA3_GRADE_REPORT": str(report_path), **QUIET, **(extra or {})})
-    return env
+    return child_env(PYTHONPATH=os.pathsep.join([str(code_root), str(helper_dir)]), PA3_HOME=str(code_root), **QUIET)
 
 
-def write_helpers(helper_dir):
+def write_pytest_helpers(helper_dir):
     """Into ``helper_dir``: the report plugin and an empty pytest configuration."""
     helper_dir = Path(helper_dir)
     helper_dir.mkdir(parents=True, exist_ok=True)
@@ -52,22 +50,25 @@ def write_helpers(helper_dir):
 
 
 def pytest_command(helper_dir, paths, *options):
+    """pytest on ``paths`` with the empty configuration in ``helper_dir`` and the report plugin (its options in
+    ``options``)."""
     return [sys.executable, "-m", "pytest", "-vv", "-p", "no:cacheprovider", "--noconftest",
             "--import-mode=importlib", "-c", str(Path(helper_dir) / "pytest.ini"), "--rootdir", str(helper_dir),
             "-p", PLUGIN_NAME, *options, *map(str, paths)]
 
 
-def run_checks(tasks, code_root, helper_dir, timeout, kinds=("public",), checks_dir=CHECKS_DIR, report_name="checks"):
-    """Run the checks of ``tasks`` against the ``pa3`` in ``code_root``, in one fresh process.
+def run_checks(tasks, code_root, helper_dir, timeout, checks_dir=CHECKS_DIR, report_name="checks"):
+    """Run the public checks of ``tasks`` against the ``pa3`` in ``code_root``, in one fresh process.
 
     Returns ({task: (passed, [(check, message)])} for the tasks whose checks all finished, finished process).
     A task missing from the dict did not finish within ``timeout`` (the process was stopped).
     """
     report = Path(helper_dir) / f"{report_name}.jsonl"
     report.unlink(missing_ok=True)
-    files = {task: [_copy_in(path, helper_dir) for path in check_files(task, kinds, checks_dir)] for task in tasks}
-    finished = run_limited(pytest_command(helper_dir, [f for fs in files.values() for f in fs]), timeout,
-                           cwd=code_root, env=pytest_env(code_root, helper_dir, report))
+    files = {task: [_copy_in(path, helper_dir) for path in check_files(task, checks_dir)] for task in tasks}
+    command = pytest_command(helper_dir, [f for fs in files.values() for f in fs],
+                             "--grade-report", str(report), "--code-root", str(code_root))
+    finished = run_limited(command, timeout, cwd=code_root, env=pytest_env(code_root, helper_dir))
     verdicts = read_verdicts(report)
     results = {}
     for task, paths in files.items():
@@ -87,7 +88,7 @@ def run_checks(tasks, code_root, helper_dir, timeout, kinds=("public",), checks_
 
 
 def _copy_in(path, helper_dir):
-    """A copy of check file ``path`` under ``helper_dir``/checks/<kind>/: pytest's rootdir holds every check,
+    """A copy of check file ``path`` under ``helper_dir``/checks/public/: pytest's rootdir holds every check,
     so each has a distinct test id, and the submission cannot touch the copies."""
     target = Path(helper_dir) / "checks" / path.parent.name / path.name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -97,8 +98,7 @@ def _copy_in(path, helper_dir):
 
 def _check_name(nodeid):
     path, _, test = nodeid.partition("::")
-    kind = "hidden" if "/hidden/" in f"/{path}" else "public"
-    return f"{kind} {Path(path).name}" + (f"::{test}" if test else " (does not import)")
+    return f"public {Path(path).name}" + (f"::{test}" if test else " (does not import)")
 
 
 def explain(message):
@@ -117,7 +117,7 @@ def check(tasks=None, root=None, timeout=600):
     print(f"public checks of {root}/pa3 ({len(numbers)} task{'s' if len(numbers) != 1 else ''})")
     all_passed = True
     with tempfile.TemporaryDirectory(prefix="pa3-check-") as helper_dir:
-        write_helpers(helper_dir)
+        write_pytest_helpers(helper_dir)
         results, finished = run_checks(numbers, root, helper_dir, timeout)
         for number in numbers:
             passed, failures = results.get(number, (False, [(f"task {number} checks", finished.why())]))
@@ -143,8 +143,7 @@ def run_notebooks(root=None, timeout=600, names=None):
     if not notebooks:
         raise FileNotFoundError(f"no notebooks in {root / 'notebooks'}: run this in the student edition's folder")
     print(_reused_runs(root))
-    pythonpath = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))  # this folder's pa3
-    env = {**os.environ, "PA3_PROFILE": "grading", "PA3_HOME": str(root), "PYTHONPATH": pythonpath, **QUIET}
+    env = whole_env(root, PA3_PROFILE="grading", PA3_HOME=str(root), **QUIET)  # this folder's pa3
     failed, seconds = [], 0.0
     for path in notebooks:
         command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
@@ -192,7 +191,7 @@ def _reused_runs(root):
     """One line: which runs of ``root``/runs/grading are finished and trained by the current sources (reused)
     and which will be trained (none yet, or trained by other pa3 sources)."""
     from pa3.experiments import EXPERIMENTS, is_complete, run_dir
-    from pa3.profiles import get_profile
+    from pa3.notebook_setup import get_profile
 
     profile = dataclasses.replace(get_profile("grading"), runs_dir=str(Path(root) / "runs"))
     reused = [name for name in EXPERIMENTS if is_complete(name, profile)]

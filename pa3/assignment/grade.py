@@ -43,13 +43,14 @@ from pa3.assignment.verdicts import CHECKS, judge_task, reference_values
 from pa3.assignment.tasks import NOTEBOOK_POINTS, PROVIDED_RUNS, REQUIRES, TASKS, TOTAL_POINTS, task_of_run
 
 PROFILE = "grading"
-RESTORED = ("pa3/expected/grading.json", "pa3/grading.py", "pytest.ini", "conftest.py", "tests/nbval_sanitize.cfg")
+# Copied over the submission's own: the calibrated bands and their code (its band cells run them), nbval's rules.
+RESTORED = ("pa3/expected/grading.json", "pa3/grading.py", "tests/nbval_sanitize.cfg")
 
 
 @dataclass
 class Failure:
     part: str  # what it costs: "task3", a notebook ("01_baseline"), "" for nothing (it follows from another)
-    where: str  # e.g. "hidden test_task3.py::test_ignored_pixels_change_nothing", "notebooks/03_augmentation.ipynb code cell 7"
+    where: str  # e.g. "Task 3: ignored_pixels_change_nothing", "notebooks/03_augmentation.ipynb code cell 7"
     message: str
 
 
@@ -134,7 +135,7 @@ def grade(paths, out_csv, feedback_dir=None, time_limit=600, task_time_limit=60,
     references = reference_values(TASKS, CHECKS)  # what this release's pa3 computes for every graded check
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         results = list(pool.map(lambda path: one(path, references), submissions))
-    write_csv(results, out_csv, sandboxed)
+    write_grades(results, out_csv, sandboxed)
     print(f"wrote {out_csv} and {len(results)} feedback file(s) in {feedback_dir}")
     return results
 
@@ -143,7 +144,7 @@ def columns():
     return ["submission", "status", *(f"task{n}" for n in TASKS), *NOTEBOOK_POINTS, "total", "seconds", "sandbox"]
 
 
-def write_csv(results, path, sandboxed=True):
+def write_grades(results, path, sandboxed=True):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -176,7 +177,7 @@ def grade_one(path, source, data, references, time_limit, task_time_limit, isola
         else:
             checks = task_checks(grader, references, task_time_limit, result)
             checks.update(checks_on_reference_parts(checks, grader, source, references, task_time_limit, result))
-            cells = run_notebooks(grader, stored, source, result)
+            cells = grade_notebooks(grader, stored, source, result)
             score(result, checks, cells, cell_info(stored), bands(work))
         result.seconds = time.monotonic() - started
     return result
@@ -377,7 +378,7 @@ def stored_notebooks(work):
     return stored
 
 
-def run_notebooks(grader, stored, source, result):
+def grade_notebooks(grader, stored, source, result):
     """Execute the submission's notebooks in order in a sandbox under the grading profile, then compare every
     cell's outputs with the stored ones here (``outputs.notebook_verdicts``, nbval's rules and this release's
     sanitize file). Returns {notebook: {code cell index: (outcome, message)}} of the notebooks that could be
@@ -496,7 +497,7 @@ def score(result, checks, cells, info, run_failures):
     owners_of_missing = sorted({_run_part(name) for name in missing})
     for nb in NOTEBOOK_POINTS:
         if nb not in cells:
-            failed.add(nb)  # missing or unreadable: said by run_notebooks
+            failed.add(nb)  # missing or unreadable: said by grade_notebooks
             continue
         earlier = None  # (parts, cell index) of this notebook's first failing cell
         for index, (tasks, is_band, source) in sorted(info.get(nb, {}).items()):
@@ -561,7 +562,7 @@ def feedback(result):
         mine = [f for f in result.failures if f.part == part]
         more = f" ({len(mine) - 1} more failure{'s' if len(mine) > 2 else ''} below)" if len(mine) > 1 else ""
         lines += [f"### {titles[part]}{more}", "", f"**{mine[0].where}**:", "", _block(mine[0].message), ""]
-        lines += [f"- also {f.where}: {_summary(f.message)}" for f in mine[1:]]
+        lines += [f"- also {f.where}: {_first_line(f.message)}" for f in mine[1:]]
         lines += [""] if len(mine) > 1 else []
     free = [f for f in result.failures if not f.part]
     if free:
@@ -569,7 +570,7 @@ def feedback(result):
         if len(free) == 1:
             lines += [f"**{free[0].where}**:", "", _block(free[0].message), ""]
         else:
-            lines += [f"- {f.where}: {_summary(f.message)}" for f in free] + [""]
+            lines += [f"- {f.where}: {_first_line(f.message)}" for f in free] + [""]
     if not result.failures:
         lines += ["- nothing", ""]
     if result.notes:
@@ -577,7 +578,7 @@ def feedback(result):
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _summary(message, width=200):
+def _first_line(message, width=200):
     """The first line of ``message``, shortened to ``width`` characters."""
     first = (message.strip().splitlines() or [""])[0]
     return first if len(first) <= width else first[:width - 3] + "..."

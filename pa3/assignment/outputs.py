@@ -8,7 +8,7 @@ or when its outputs differ (unless marked NBVAL_IGNORE_OUTPUT); NBVAL_SKIP cells
 import re
 from collections import defaultdict
 
-from pa3.assignment.report_plugin import ANSI, shorten
+from pa3.assignment.report_plugin import ANSI, indent, shorten
 
 SKIP_COMPARE = ("metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
                 "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg")
@@ -99,10 +99,6 @@ def shown(outputs, patterns):
     return _sanitize("".join(p if p.endswith("\n") else p + "\n" for p in parts), patterns)
 
 
-def _indent(text):
-    return "\n".join("    " + line for line in (text.splitlines() or ["(nothing)"]))
-
-
 def cell_verdict(cell, executed, patterns):
     """("passed" | "failed" | "skipped" | "not reached", message) of one code cell: ``cell`` as stored in the
     submission, ``executed`` its outputs from the sandbox (None: execution stopped before it)."""
@@ -118,14 +114,14 @@ def cell_verdict(cell, executed, patterns):
         lines = [ln for ln in ANSI.sub("", "\n".join(map(str, errors[0].get("traceback") or []))).splitlines()
                  if ln.strip()]
         last = f"{errors[0].get('ename')}: {ANSI.sub('', str(errors[0].get('evalue')))}"
-        return "failed", f"it raised {last}\n" + _indent(shorten("\n".join(lines[-12:]) or last, keep=12))
+        return "failed", f"it raised {last}\n" + indent(shorten("\n".join(lines[-12:]) or last, keep=12))
     if "ignore" in found:
         return "passed", ""
     stored = cell.get("outputs", [])
     if _fields(stored, patterns) != _fields(executed, patterns):
         return "failed", ("its output differs from the one stored in the notebook.\nstored:\n"
-                          + _indent(shorten(shown(stored, patterns))) + "\ncomputed now:\n"
-                          + _indent(shorten(shown(executed, patterns))))
+                          + indent(shorten(shown(stored, patterns))) + "\ncomputed now:\n"
+                          + indent(shorten(shown(executed, patterns))))
     return "passed", ""
 
 

@@ -310,7 +310,7 @@ def judge(reference, mine):
 def _build(spec):
     """The model a spec describes, from the ``pa3`` on the path (the instructor's or the student's)."""
     if spec["kind"] == "aspp":
-        from pa3.models.aspp import ASPP
+        from pa3.models import ASPP
         return ASPP(**spec["kwargs"])
     from pa3.models import build_model
     return build_model(spec["model"], spec["num_classes"])

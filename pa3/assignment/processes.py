@@ -1,7 +1,8 @@
-"""Running code in a fresh process with a time limit (its whole process group killed at the limit), and reading
-pytest's verdicts back for the students' ``check`` (the report plugin, ``report_plugin.py``, appends one JSON line
-per test). Grading runs every step through ``run_limited`` too, inside a sandbox (``steps``, ``sandbox``), where
-the sandbox's own pid namespace takes everything the step started with it.
+"""Running code in a fresh process with a time limit (its whole process group killed at the limit), the environment
+it gets (the only module of pa3.assignment that reads ``os.environ``), and reading pytest's verdicts back for the
+students' ``check`` (the report plugin, ``report_plugin.py``, appends one JSON line per test). Grading runs every
+step through ``run_limited`` too, inside a sandbox (``steps``, ``sandbox``), where the sandbox's own pid namespace
+takes everything the step started with it.
 """
 import json
 import os
@@ -42,6 +43,20 @@ class Finished:
             except ValueError:
                 pass
         return f"exit status {self.returncode}"
+
+
+def child_env(**extra):
+    """This process's environment without pa3's settings (``PA3_*``) and ``PYTHONPATH``, plus ``extra``: a child
+    that runs another folder's pa3 gets only the settings meant for it."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PA3_") and k != "PYTHONPATH"}
+    return {**inherited, **extra}
+
+
+def whole_env(pythonpath_first, **extra):
+    """This process's whole environment (a student's own settings, PA3_DATA among them, kept) with
+    ``pythonpath_first`` ahead of its PYTHONPATH, plus ``extra``."""
+    pythonpath = os.pathsep.join(filter(None, [str(pythonpath_first), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": pythonpath, **extra}
 
 
 def run_limited(command, timeout, cwd, env, stdin_text=None, on_line=None):

@@ -1,8 +1,9 @@
-"""The pytest plugin that reports what a grading step saw: one JSON line per test outcome into
-``$PA3_GRADE_REPORT``, with a message a student can act on.
+"""The pytest plugin that reports what a check run saw: one JSON line per test outcome into the file given by
+``--grade-report PATH``, with a message a student can act on.
 
-pa3.assignment copies this file into a grading helper folder as ``pa3_grade_report.py`` and loads it with
-``-p pa3_grade_report`` (it imports nothing of pa3). Messages:
+pa3.assignment copies this file into a helper folder as ``pa3_grade_report.py`` and loads it with
+``-p pa3_grade_report --grade-report PATH --code-root FOLDER`` (it imports nothing of pa3; FOLDER holds the pa3
+under test). Messages:
 
 - a check: the check's own words (its AssertionError), or the exception and the line of the student's code
   that raised it;
@@ -31,7 +32,7 @@ def shorten(text, keep=KEEP):
     return "\n".join(lines[:half] + [f"[... {len(lines) - keep} lines left out ...]"] + lines[-half:])
 
 
-def _indent(text):
+def indent(text):
     return "\n".join("    " + line for line in (text.splitlines() or ["(nothing)"]))
 
 
@@ -49,9 +50,17 @@ def _outputs_text(cell, outputs):
     return cell.sanitize("".join(part if part.endswith("\n") else part + "\n" for part in parts))
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup("pa3_grade_report")
+    group.addoption("--grade-report", metavar="PATH", help="append one JSON line per test outcome to PATH")
+    group.addoption("--code-root", metavar="FOLDER", help="the folder of the code under test (where it raised)")
+
+
 def pytest_configure(config):
-    """Keep the stored and computed outputs of a cell whose outputs differ (nbval only says where they start
-    to differ)."""
+    """Register the report into ``--grade-report``; keep the stored and computed outputs of a cell whose outputs
+    differ (nbval only says where they start to differ)."""
+    config.pluginmanager.register(GradeReport(config.getoption("grade_report"), config.getoption("code_root")),
+                                  "pa3_grade_report_writer")
     try:
         from nbval.plugin import IPyNbCell
     except ImportError:
@@ -67,55 +76,57 @@ def pytest_configure(config):
     IPyNbCell.compare_outputs = compare_outputs
 
 
-def _message(item, call):
+class GradeReport:
+    """Appends one JSON line per outcome to ``path``; ``home``: the folder of the code under test."""
+
+    def __init__(self, path, home):
+        self.path, self.home = path, home
+
+    def write(self, nodeid, when, outcome, message):
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"nodeid": nodeid, "when": when, "outcome": outcome, "message": message}) + "\n")
+
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            self.write(item.nodeid, "collect", "collected", "")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        if report.when == "call" or report.outcome != "passed":
+            message = ""
+            if report.failed and call.excinfo is not None:
+                message = _message(item, call, self.home)
+            elif report.skipped:
+                message = "skipped"
+            self.write(report.nodeid, report.when, report.outcome, message)
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.write(report.nodeid, "collect", "failed", shorten(ANSI.sub("", str(report.longrepr)), keep=12))
+
+
+def _message(item, call, home):
     error = call.excinfo.value
     stored_and_computed = getattr(item, "pa3_outputs", None)
     if stored_and_computed is not None:
         stored, computed = stored_and_computed
-        return ("its output differs from the one stored in the notebook.\nstored:\n" + _indent(shorten(stored))
-                + "\ncomputed now:\n" + _indent(shorten(computed)))
+        return ("its output differs from the one stored in the notebook.\nstored:\n" + indent(shorten(stored))
+                + "\ncomputed now:\n" + indent(shorten(computed)))
     traceback = getattr(error, "inner_traceback", None)
     if traceback:  # a notebook cell raised
         lines = [line for line in ANSI.sub("", traceback).strip().splitlines() if line.strip()]
-        return f"it raised {lines[-1].strip()}\n" + _indent(shorten("\n".join(lines[-12:]), keep=12))
+        return f"it raised {lines[-1].strip()}\n" + indent(shorten("\n".join(lines[-12:]), keep=12))
     if isinstance(error, AssertionError) and str(error).strip():
         return shorten(FLAG_HINT.sub("", str(error)).rstrip())
-    return shorten(f"{type(error).__name__}: {error}{_where(call.excinfo)}")
+    return shorten(f"{type(error).__name__}: {error}{_where(call.excinfo, home)}")
 
 
-def _where(excinfo):
-    """Where in the code under test (``$PA3_HOME``) the exception was raised, if it was."""
-    home = os.environ.get("PA3_HOME")
+def _where(excinfo, home):
+    """Where in the code under test (the folder ``home``) the exception was raised, if it was."""
     for entry in reversed(excinfo.traceback):
         path = str(entry.path)
         if home and path.startswith(home.rstrip("/") + "/"):
             return f" (raised at {os.path.relpath(path, home)} line {entry.lineno + 1})"
     return ""
-
-
-def _write(nodeid, when, outcome, message):
-    with open(os.environ["PA3_GRADE_REPORT"], "a") as f:
-        f.write(json.dumps({"nodeid": nodeid, "when": when, "outcome": outcome, "message": message}) + "\n")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    for item in items:
-        _write(item.nodeid, "collect", "collected", "")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call" or report.outcome != "passed":
-        message = ""
-        if report.failed and call.excinfo is not None:
-            message = _message(item, call)
-        elif report.skipped:
-            message = "skipped"
-        _write(report.nodeid, report.when, report.outcome, message)
-
-
-def pytest_collectreport(report):
-    if report.failed:
-        _write(report.nodeid, "collect", "failed", shorten(ANSI.sub("", str(report.longrepr)), keep=12))

@@ -1,18 +1,21 @@
 """What runs inside the grading sandbox: ``python -I /grader/runner.py MODE ROOT ...``.
 
-It hands values back, never verdicts (the grader decides outside, ``pa3.assignment.verdicts``), as JSON lines on
-stdout that start with a secret the grader writes to its stdin (code of the submission never sees it):
+The grader writes the job to its stdin as one JSON line, ``{"secret": ..., "kernel_env": {...}}`` (the notebook
+kernels' environment). It hands values back, never verdicts (the grader decides outside, ``pa3.assignment.verdicts``),
+as JSON lines on stdout that start with the secret (code of the submission never sees it):
 
-- ``[--contained] import ROOT``: imports the submission's pa3 (the one in ROOT) and its modules; one line ``{"imported": where}``;
+- ``[--contained] import ROOT``: imports the submission's pa3 (the one in ROOT) and its modules; one line
+  ``{"imported": where}``;
 - ``checks ROOT N ...``: for task N, every ``check_*`` function of /grader/checks/task<N>.py, run with the
   submission's pa3: ``{"task": N, "check": name, "values": ...}`` or ``{..., "error": "Type: message (at ...)"}``;
-- ``notebooks ROOT NAME ...``: executes notebooks/NAME.ipynb of ROOT in order (nbclient, a fresh kernel each, errors
-  kept as outputs, like nbval): ``{"notebook": NAME, "cells": [outputs of each code cell], "stopped": why or None}``.
+- ``notebooks ROOT DEADLINE NAME ...``: executes notebooks/NAME.ipynb of ROOT in order (nbclient, a fresh kernel
+  each with the job's ``kernel_env`` and ROOT on its PYTHONPATH, errors kept as outputs, like nbval):
+  ``{"notebook": NAME, "cells": [outputs of each code cell], "stopped": why or None}``.
 
 With ``--contained`` (the grader gives it in a sandbox only), before a notebook's line is written every other
-process of the sandbox is killed, and the runner cannot be traced
-or read by them (``PR_SET_DUMPABLE`` 0), so a kernel cannot rewrite what comes back. Imports only the standard
-library at the top (this file is copied into the sandbox's helper folder).
+process of the sandbox is killed, and the runner cannot be traced or read by them (``PR_SET_DUMPABLE`` 0), so a
+kernel cannot rewrite what comes back. Imports only the standard library at the top (this file is copied into the
+sandbox's helper folder).
 """
 import json
 import os
@@ -21,9 +24,7 @@ import sys
 import time
 import traceback
 
-HELPERS = os.path.dirname(os.path.abspath(__file__))  # /grader in the sandbox: this file, the checks
-KERNEL_ENV = ("PA3_PROFILE", "PA3_HOME", "PA3_FIGURES", "TQDM_DISABLE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-              "PYTHONHASHSEED", "PATH", "HOME", "LANG", "MPLCONFIGDIR")
+HELPER_DIR = os.path.dirname(os.path.abspath(__file__))  # /grader in the sandbox: this file, the checks
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -32,15 +33,15 @@ KERNEL_ENV = ("PA3_PROFILE", "PA3_HOME", "PA3_FIGURES", "TQDM_DISABLE", "OMP_NUM
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
 
 
-def encode(value):
+def to_json_value(value):
     """A JSON-able form of ``value``: numbers, strings, None, lists/tuples, dicts with str keys, tensors and numpy
     arrays (as {"__tensor__": [dtype, shape, flat values]}); anything else as its repr."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):
-        return [encode(v) for v in value]
+        return [to_json_value(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
+        return {str(k): to_json_value(v) for k, v in value.items()}
     if type(value).__module__ == "numpy" or type(value).__name__ == "ndarray":
         import torch
         value = torch.as_tensor(value) if getattr(value, "ndim", 0) else value.item()
@@ -57,18 +58,18 @@ def encode(value):
     return repr(value)
 
 
-def decode(value):
-    """The values ``encode`` wrote, tensors back as torch tensors (of the listed dtypes only)."""
+def from_json_value(value):
+    """The values ``to_json_value`` wrote, tensors back as torch tensors (of the listed dtypes only)."""
     import torch
     if isinstance(value, list):
-        return [decode(v) for v in value]
+        return [from_json_value(v) for v in value]
     if isinstance(value, dict):
         if set(value) == {"__tensor__"}:
             dtype, shape, flat = value["__tensor__"]
             if dtype not in DTYPES:
                 raise ValueError(f"a tensor of dtype {dtype!r}")
             return torch.tensor(flat, dtype=getattr(torch, dtype)).reshape(shape)
-        return {k: decode(v) for k, v in value.items()}
+        return {k: from_json_value(v) for k, v in value.items()}
     return value
 
 
@@ -80,7 +81,7 @@ def _emit(secret, row):
     sys.stdout.flush()
 
 
-def _where(error, root):
+def _raised_at(error, root):
     """' (raised at pa3/x.py line N)' for the innermost frame of the submission's code, else ''."""
     frames = traceback.extract_tb(error.__traceback__)
     for frame in reversed(frames):
@@ -111,33 +112,33 @@ def run_import(secret, root):
     _emit(secret, {"imported": os.path.realpath(pa3.__file__)})
 
 
-def run_checks(secret, root, tasks):
+def run_graded_checks(secret, root, tasks):
     import importlib
-    sys.path[:0] = [os.path.join(HELPERS, "checks"), HELPERS]
+    sys.path[:0] = [os.path.join(HELPER_DIR, "checks"), HELPER_DIR]
     for task in tasks:
         _emit(secret, {"task": task, "start": True})
         try:
             module = importlib.import_module(f"task{task}")
         except BaseException as error:  # noqa: BLE001 - the submission's import may raise anything
             _emit(secret, {"task": task, "check": "import", "error": f"{type(error).__name__}: {error}"
-                                                                      f"{_where(error, root)}"})
+                                                                      f"{_raised_at(error, root)}"})
             _emit(secret, {"task": task, "end": True})
             continue
         for name in [n for n in vars(module) if n.startswith("check_")]:
             try:
-                row = {"task": task, "check": name, "values": encode(getattr(module, name)())}
+                row = {"task": task, "check": name, "values": to_json_value(getattr(module, name)())}
             except BaseException as error:  # noqa: BLE001
-                row = {"task": task, "check": name, "error": f"{type(error).__name__}: {error}{_where(error, root)}"}
+                row = {"task": task, "check": name,
+                       "error": f"{type(error).__name__}: {error}{_raised_at(error, root)}"}
             _emit(secret, row)
         _emit(secret, {"task": task, "end": True})
 
 
-def run_notebooks(secret, root, names, deadline, contained):
+def execute_notebooks(secret, root, names, deadline, contained, kernel_env):
     import nbformat
     from nbclient import NotebookClient
 
-    env = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
-    env["PYTHONPATH"] = root  # the submission's pa3 for the kernel (this process runs isolated from it)
+    env = {**kernel_env, "PYTHONPATH": root}  # the submission's pa3 for the kernel (this process runs isolated from it)
     for name in names:
         path = os.path.join(root, "notebooks", f"{name}.ipynb")
         notebook = nbformat.read(path, as_version=4)
@@ -165,19 +166,21 @@ def run_notebooks(secret, root, names, deadline, contained):
 
 def main(argv):
     _undumpable()
-    secret = sys.stdin.readline().strip()
+    job = json.loads(sys.stdin.readline())
     sys.stdin.close()
+    secret = job["secret"]
     contained = argv[0] == "--contained"  # in a sandbox's own pid namespace: may kill every other process
     mode, root, rest = argv[contained], argv[contained + 1], argv[contained + 2:]
     os.chdir(root)
     if mode == "notebooks":
-        run_notebooks(secret, root, rest[1:], deadline=float(rest[0]), contained=contained)
+        execute_notebooks(secret, root, rest[1:], deadline=float(rest[0]), contained=contained,
+                          kernel_env=job["kernel_env"])
         return
     sys.path.insert(0, root)
     if mode == "import":
         run_import(secret, root)
     elif mode == "checks":
-        run_checks(secret, root, [int(n) for n in rest])
+        run_graded_checks(secret, root, [int(n) for n in rest])
 
 
 if __name__ == "__main__":

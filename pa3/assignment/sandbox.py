@@ -113,9 +113,7 @@ def command(argv, writable, readable=(), helpers=None, env=None, limits=None, cg
     for option, source, target in sorted(binds, key=lambda bind: bind[2].count("/")):
         args += [option, source, target]
     args += ["--chdir", str(writable)]
-    environment = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp",
-                   "LANG": "C.UTF-8", "MPLCONFIGDIR": "/tmp/matplotlib", **(env or {})}
-    for name, value in environment.items():
+    for name, value in inside_env(env).items():
         args += ["--setenv", name, str(value)]
     rlimits = ["prlimit", "--core=0", f"--fsize={int(limits.file_gb * 2**30)}"]
     if cgroup is None:  # no cgroup: cap each process's data and the uid's number of processes
@@ -125,6 +123,13 @@ def command(argv, writable, readable=(), helpers=None, env=None, limits=None, cg
         return inner
     joins = "; ".join(f"echo $$ > {Path(folder) / 'cgroup.procs'}" for folder in cgroup)
     return ["/bin/sh", "-c", f"{joins}; exec \"$@\"", "sandbox", *inner]
+
+
+def inside_env(env=None):
+    """The whole environment of a sandbox's process: this Python's folder on PATH, HOME and matplotlib's config
+    folder in its private /tmp, plus ``env``."""
+    return {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp",
+            "LANG": "C.UTF-8", "MPLCONFIGDIR": "/tmp/matplotlib", **(env or {})}
 
 
 def _folders_above(targets):

@@ -1,12 +1,12 @@
 """One grading step: ``runner.py`` on a submission's copy, in a bubblewrap sandbox (or, with ``--no-sandbox``, in
 a plain process), with a time limit; the rows it hands back.
 
-The grader writes a fresh secret to the runner's standard input; only output lines that start with it are the
-runner's rows (``runner.py``). Everything else the step printed is kept, shortened, to explain a crash.
+The grader writes the job to the runner's standard input: a fresh secret (only output lines that start with it are
+the runner's rows, ``runner.py``) and the notebook kernels' environment. Everything else the step printed is kept,
+shortened, to explain a crash.
 """
 import collections
 import json
-import os
 import secrets
 import shutil
 import sys
@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pa3.assignment import sandbox
-from pa3.assignment.processes import run_limited
+from pa3.assignment.processes import child_env, run_limited
 from pa3.assignment.report_plugin import ANSI
 
 # What every run of a submission's code gets, as `make test` and conftest.py set it for the committed outputs:
 # no progress bars, one thread, a fixed hash seed.
 QUIET = {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+# What a notebook kernel gets of the runner's environment (the runner adds PYTHONPATH, the submission's folder).
+KERNEL_ENV = ("PA3_PROFILE", "PA3_HOME", "PA3_FIGURES", "TQDM_DISABLE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+              "PYTHONHASHSEED", "PATH", "HOME", "LANG", "MPLCONFIGDIR")
 MAX_OUTPUT_KEPT = 40  # lines of other output kept to explain a crash
 
 
@@ -63,10 +66,12 @@ def run_step(arguments, work, helpers, timeout, isolation, env=None):
         command = sandbox.command(argv, work, readable=isolation.readable, helpers=helpers, env=environment,
                                   limits=isolation.limits, cgroup=cgroups, uid=uid)
         process_env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+        runner_env = sandbox.inside_env(environment)
     else:
         command = [sys.executable, "-I", str(Path(helpers) / "runner.py"), mode, str(work), *rest]
-        process_env = {**{k: v for k, v in os.environ.items() if not k.startswith("PA3_") and k != "PYTHONPATH"},
-                       **environment}
+        process_env = runner_env = child_env(**environment)
+    # the job on the runner's stdin: the secret that frames its rows, and its kernels' part of its environment
+    job = {"secret": secret, "kernel_env": {k: str(runner_env[k]) for k in KERNEL_ENV if k in runner_env}}
     rows, other, prefix = [], collections.deque(maxlen=MAX_OUTPUT_KEPT), secret + " "
 
     def on_line(line):
@@ -78,7 +83,8 @@ def run_step(arguments, work, helpers, timeout, isolation, env=None):
         elif line.strip():
             other.append(ANSI.sub("", line.rstrip()[:500]))
     try:
-        finished = run_limited(command, timeout, cwd=work, env=process_env, stdin_text=secret + "\n", on_line=on_line)
+        finished = run_limited(command, timeout, cwd=work, env=process_env, stdin_text=json.dumps(job) + "\n",
+                               on_line=on_line)
         other.extend(sandbox.limits_hit(cgroups, isolation.limits))  # the last lines: shown when the step failed
     finally:
         sandbox.remove_cgroups(cgroups)

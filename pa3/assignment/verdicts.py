@@ -17,7 +17,7 @@ import torch
 
 from pa3.assignment import probe
 from pa3.assignment.check import explain
-from pa3.assignment.runner import decode, encode
+from pa3.assignment.runner import from_json_value, to_json_value
 
 CHECKS = Path(__file__).parent / "checks" / "hidden"
 
@@ -42,7 +42,8 @@ def reference_values(tasks, checks_dir=CHECKS):
     values = {}
     for task in tasks:
         module = check_module(task, checks_dir)
-        values[task] = {name: decode(encode(getattr(module, name)())) for name in check_names(module)}
+        values[task] = {name: from_json_value(to_json_value(getattr(module, name)()))
+                        for name in check_names(module)}
     return values
 
 
@@ -64,7 +65,7 @@ def judge_task(task, rows, reference, checks_dir=CHECKS, why_missing="it did not
             failures.append((label, explain(f"{what}: raised {_clip(str(row['error']), 600)}")))
         else:
             try:
-                mine = decode(row.get("values"))
+                mine = from_json_value(row.get("values"))
                 judge = getattr(module, f"judge_{label}", None)
                 message = judge(mine, reference[name]) if judge else compare(mine, reference[name], what)
             except Exception as error:  # values of an unexpected form

@@ -22,7 +22,7 @@ def _blocks(h=64, w=96):
     return image, mask
 
 
-def _kind(out_image, out_mask):
+def _dtypes_and_shapes(out_image, out_mask):
     return {"image": [str(out_image.dtype), list(out_image.shape)], "mask": [str(out_mask.dtype), list(out_mask.shape)]}
 
 
@@ -42,7 +42,7 @@ def check_normalize_false_returns_uint8():
     """TrainPreset(crop_size=(32, 32), normalize=False): dtypes and shapes"""
     image, mask = _blocks()
     torch.manual_seed(0)
-    return _kind(*TrainPreset(crop_size=(32, 32), normalize=False)(image, mask))
+    return _dtypes_and_shapes(*TrainPreset(crop_size=(32, 32), normalize=False)(image, mask))
 
 
 def check_crop_size_types_and_label_values():
@@ -50,14 +50,14 @@ def check_crop_size_types_and_label_values():
     image, mask = _pair()
     torch.manual_seed(1)
     out_image, out_mask = TrainPreset(crop_size=(16, 24))(image, mask)
-    return {**_kind(out_image, out_mask), "labels": sorted(out_mask.unique().tolist())}
+    return {**_dtypes_and_shapes(out_image, out_mask), "labels": sorted(out_mask.unique().tolist())}
 
 
 def judge_crop_size_types_and_label_values(mine, reference):
-    return _judge_kind_and_labels("TrainPreset(crop_size=(16, 24))", mine, reference, {0, 1, 2, 3, 4})
+    return _judge_dtypes_shapes_and_labels("TrainPreset(crop_size=(16, 24))", mine, reference, {0, 1, 2, 3, 4})
 
 
-def _judge_kind_and_labels(what, mine, reference, labels):
+def _judge_dtypes_shapes_and_labels(what, mine, reference, labels):
     """The dtypes and shapes as the reference's, and no mask value other than ``labels`` and 255."""
     if [mine["image"], mine["mask"]] != [reference["image"], reference["mask"]]:
         return (f"{what} returned an image {mine['image']} and a mask {mine['mask']} (dtype, shape); the reference "
@@ -104,8 +104,8 @@ def check_the_torchvision_v2_version():
     image, mask = _blocks()
     torch.manual_seed(0)
     out_image, out_mask = V2TrainPreset(crop_size=(32, 40))(image, mask)
-    return {**_kind(out_image, out_mask), "labels": sorted(out_mask.unique().tolist())}
+    return {**_dtypes_and_shapes(out_image, out_mask), "labels": sorted(out_mask.unique().tolist())}
 
 
 def judge_the_torchvision_v2_version(mine, reference):
-    return _judge_kind_and_labels("V2TrainPreset(crop_size=(32, 40))", mine, reference, {0, 1, 2})
+    return _judge_dtypes_shapes_and_labels("V2TrainPreset(crop_size=(32, 40))", mine, reference, {0, 1, 2})
