@@ -1,7 +1,7 @@
 """Training: plain functions in the style of torchvision's ``references/segmentation``.
 
-``train_one_epoch`` and ``evaluate`` (pa3.inference) are the loop a student reads; ``fit`` runs them for a TrainConfig
-with Adam (the report's optimiser), validates every epoch and keeps a run folder::
+``train_one_epoch`` and ``evaluate`` (pa3.inference) are the loop a student reads; ``fit`` builds a ``Training``
+(model, loss, Adam, schedule, precision) from a TrainConfig, runs them every epoch and keeps a run folder::
 
     run_dir/config.json    the TrainConfig
     run_dir/history.csv    one row per epoch (also history.json)

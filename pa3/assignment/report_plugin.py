@@ -1,15 +1,11 @@
 """The pytest plugin that reports what a check run saw: one JSON line per test outcome into the file given by
 ``--grade-report PATH``, with a message a student can act on.
 
-pa3.assignment copies this file into a helper folder as ``pa3_grade_report.py`` and loads it with
-``-p pa3_grade_report --grade-report PATH --code-root FOLDER`` (it imports nothing of pa3; FOLDER holds the pa3
-under test). Messages:
-
-- a check: the check's own words (its AssertionError), or the exception and the line of the student's code
-  that raised it;
-- a notebook cell (nbval) whose outputs differ: the stored and the computed output, both whole (shortened in
-  the middle past ``KEEP`` lines);
-- a notebook cell that raised: the end of its traceback, without colour codes.
+pa3.assignment copies this file into a helper folder as ``pa3_grade_report.py`` and loads it for the students'
+public checks with ``-p pa3_grade_report --grade-report PATH --code-root FOLDER`` (it imports nothing of pa3;
+FOLDER holds the pa3 under test). A failed check's message is its own words (its AssertionError), or the
+exception and the line of the student's code that raised it. (Notebook outputs are compared by
+``pa3.assignment.outputs``, outside pytest.)
 """
 import json
 import os
@@ -36,20 +32,6 @@ def indent(text):
     return "\n".join("    " + line for line in (text.splitlines() or ["(nothing)"]))
 
 
-def _outputs_text(cell, outputs):
-    """What a list of notebook outputs shows, sanitized as nbval compares it (images by name only)."""
-    parts = []
-    for output in outputs:
-        if output.get("output_type") == "stream":
-            parts.append(output.get("text", ""))
-        elif output.get("output_type") == "error":
-            parts.append(f"{output.get('ename')}: {output.get('evalue')}")
-        else:
-            data = output.get("data", {})
-            parts.append(data["text/plain"] if "text/plain" in data else f"<{', '.join(sorted(data))}>")
-    return cell.sanitize("".join(part if part.endswith("\n") else part + "\n" for part in parts))
-
-
 def pytest_addoption(parser):
     group = parser.getgroup("pa3_grade_report")
     group.addoption("--grade-report", metavar="PATH", help="append one JSON line per test outcome to PATH")
@@ -57,23 +39,9 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    """Register the report into ``--grade-report``; keep the stored and computed outputs of a cell whose outputs
-    differ (nbval only says where they start to differ)."""
+    """Register the report into ``--grade-report``."""
     config.pluginmanager.register(GradeReport(config.getoption("grade_report"), config.getoption("code_root")),
                                   "pa3_grade_report_writer")
-    try:
-        from nbval.plugin import IPyNbCell
-    except ImportError:
-        return
-    original = IPyNbCell.compare_outputs
-
-    def compare_outputs(self, test, ref, skip_compare=None):
-        same = original(self, test, ref, skip_compare)
-        if not same:
-            self.pa3_outputs = (_outputs_text(self, ref), _outputs_text(self, test))
-        return same
-
-    IPyNbCell.compare_outputs = compare_outputs
 
 
 class GradeReport:
@@ -97,7 +65,7 @@ class GradeReport:
         if report.when == "call" or report.outcome != "passed":
             message = ""
             if report.failed and call.excinfo is not None:
-                message = _message(item, call, self.home)
+                message = _message(call, self.home)
             elif report.skipped:
                 message = "skipped"
             self.write(report.nodeid, report.when, report.outcome, message)
@@ -107,17 +75,8 @@ class GradeReport:
             self.write(report.nodeid, "collect", "failed", shorten(ANSI.sub("", str(report.longrepr)), keep=12))
 
 
-def _message(item, call, home):
+def _message(call, home):
     error = call.excinfo.value
-    stored_and_computed = getattr(item, "pa3_outputs", None)
-    if stored_and_computed is not None:
-        stored, computed = stored_and_computed
-        return ("its output differs from the one stored in the notebook.\nstored:\n" + indent(shorten(stored))
-                + "\ncomputed now:\n" + indent(shorten(computed)))
-    traceback = getattr(error, "inner_traceback", None)
-    if traceback:  # a notebook cell raised
-        lines = [line for line in ANSI.sub("", traceback).strip().splitlines() if line.strip()]
-        return f"it raised {lines[-1].strip()}\n" + indent(shorten("\n".join(lines[-12:]), keep=12))
     if isinstance(error, AssertionError) and str(error).strip():
         return shorten(FLAG_HINT.sub("", str(error)).rstrip())
     return shorten(f"{type(error).__name__}: {error}{_where(call.excinfo, home)}")
